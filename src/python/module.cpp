@@ -1,0 +1,80 @@
+// torchdevice._C: the Python entry points. Each call holds the GIL throughout, so Python-side
+// hooks are installed and removed atomically with respect to other Python threads.
+#include <pybind11/pybind11.h>
+#include <torch/csrc/utils/pybind.h>  // casters for c10::optional, at::Tensor
+#include <torch/csrc/Device.h>
+
+#include "cuda_api.h"
+#include "device.h"
+#include "errors.h"
+#include "patch.h"
+#include "torchdevice/state.h"
+#include "torchdevice/target.h"
+
+namespace py = pybind11;
+
+namespace torchdevice::python {
+
+namespace {
+
+void uninstall_all() {
+  const bool cuda_hooked = current_redirect().redirects(c10::DeviceType::CUDA);
+  restore_all();
+  uninstall_device_hook();
+  if (cuda_hooked) {
+    uninstall_cuda_api();
+  }
+  torchdevice::uninstall();
+}
+
+py::object target_device() {
+  if (!is_installed()) {
+    return py::none();
+  }
+  return py::reinterpret_steal<py::object>(THPDevice_New(current_redirect().target()));
+}
+
+py::object install_all(const c10::optional<std::string>& target) {
+  const Redirect redirect = torchdevice::install(target);
+  try {
+    if (!redirect.empty()) {
+      install_device_hook();
+    }
+    if (redirect.redirects(c10::DeviceType::CUDA)) {
+      install_cuda_api();
+    }
+  } catch (...) {
+    uninstall_all();
+    throw;
+  }
+  return target_device();
+}
+
+py::list redirected_types() {
+  py::list names;
+  const Redirect redirect = current_redirect();
+  for (auto type : kAccelerators) {
+    if (is_installed() && redirect.redirects(type)) {
+      names.append(c10::DeviceTypeName(type, /*lower_case=*/true));
+    }
+  }
+  return names;
+}
+
+}  // namespace
+
+}  // namespace torchdevice::python
+
+PYBIND11_MODULE(_C, m) {
+  using namespace torchdevice::python;
+  register_error_translator();
+  m.doc() = "torchdevice's C++ core: redirects requests for unavailable accelerators";
+  m.attr("compiled_torch_version") = TORCHDEVICE_TORCH_VERSION;
+  m.def("install", &install_all, py::arg("target") = py::none(),
+        "Install (or retarget) the redirect; returns the target torch.device.");
+  m.def("uninstall", &uninstall_all, "Remove every hook install() added.");
+  m.def("is_installed", &torchdevice::is_installed);
+  m.def("target", &target_device, "The torch.device requests are redirected to, or None.");
+  m.def("redirected", &redirected_types, "Names of the device types being redirected.");
+  define_cuda_api(m);
+}

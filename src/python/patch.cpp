@@ -1,0 +1,55 @@
+#include "patch.h"
+
+#include <vector>
+
+namespace py = pybind11;
+
+namespace torchdevice::python {
+
+namespace {
+
+struct Patch {
+  py::object owner;
+  std::string name;
+  py::object original;  // null handle: the attribute did not exist
+};
+
+// Heap-allocated and never freed: destroying Python references after interpreter finalisation
+// would crash at exit.
+std::vector<Patch>& patches() {
+  static auto* list = new std::vector<Patch>();
+  return *list;
+}
+
+}  // namespace
+
+void patch(py::handle owner, const std::string& name, py::object replacement) {
+  for (const auto& existing : patches()) {
+    // Patched twice (a retarget): keep the first original, the one torch had.
+    if (existing.owner.is(owner) && existing.name == name) {
+      py::setattr(owner, name.c_str(), replacement);
+      return;
+    }
+  }
+  py::object original;
+  if (py::hasattr(owner, name.c_str())) {
+    original = owner.attr(name.c_str());
+  }
+  py::setattr(owner, name.c_str(), replacement);
+  patches().push_back({py::reinterpret_borrow<py::object>(owner), name, std::move(original)});
+}
+
+void restore_all() {
+  auto& list = patches();
+  // Reverse order, so an attribute patched on top of another patch unwinds correctly.
+  for (auto it = list.rbegin(); it != list.rend(); ++it) {
+    if (it->original) {
+      py::setattr(it->owner, it->name.c_str(), it->original);
+    } else if (py::hasattr(it->owner, it->name.c_str())) {
+      py::delattr(it->owner, it->name.c_str());
+    }
+  }
+  list.clear();
+}
+
+}  // namespace torchdevice::python

@@ -1,0 +1,85 @@
+#include "torchdevice/state.h"
+
+#include <c10/util/Exception.h>
+
+#include "torchdevice/dispatch.h"
+#include "torchdevice/guard.h"
+#include "torchdevice/log.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+
+namespace torchdevice {
+
+namespace {
+
+std::mutex install_mutex;
+std::atomic<bool> installed{false};
+// Read by the dispatcher fallback on every redirected call; written only under install_mutex.
+std::atomic<uint64_t> live_redirect{Redirect().pack()};
+
+c10::optional<std::string> override_from_env() {
+  const char* value = std::getenv("TORCHDEVICE_TARGET");
+  if (value == nullptr || *value == '\0') {
+    return c10::nullopt;
+  }
+  return std::string(value);
+}
+
+}  // namespace
+
+Redirect install(const c10::optional<std::string>& override) {
+  return install(probe_availability(), override);
+}
+
+Redirect install(const Availability& available, const c10::optional<std::string>& override) {
+  std::lock_guard<std::mutex> lock(install_mutex);
+  log::configure_from_env();
+  const Redirect redirect =
+      select_redirect(available, override.has_value() ? override : override_from_env());
+
+  if (installed.load()) {
+    const Redirect previous = current_redirect();
+    if (previous.mask() == redirect.mask()) {
+      // Same backends: the fallbacks read the live redirect, so retargeting is one store.
+      if (previous.target() != redirect.target()) {
+        live_redirect.store(redirect.pack());
+        log::info("torchdevice: retargeted: " + describe(redirect));
+      }
+      return redirect;
+    }
+    // Different availability (tests inject it): re-register for the new set of backends.
+    deregister_fallbacks();
+    deregister_guards();
+  }
+
+  live_redirect.store(redirect.pack());
+  register_guards(redirect);
+  register_fallbacks(redirect);
+  installed.store(true);
+  log::info("torchdevice: installed: " + describe(redirect));
+  return redirect;
+}
+
+void uninstall() {
+  std::lock_guard<std::mutex> lock(install_mutex);
+  if (!installed.load()) {
+    return;
+  }
+  deregister_fallbacks();
+  deregister_guards();
+  live_redirect.store(Redirect().pack());
+  installed.store(false);
+  log::info("torchdevice: uninstalled");
+}
+
+bool is_installed() {
+  return installed.load();
+}
+
+Redirect current_redirect() {
+  return Redirect::unpack(live_redirect.load(std::memory_order_acquire));
+}
+
+}  // namespace torchdevice
