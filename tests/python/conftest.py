@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import torchdevice
+
+# What this machine redirects decides which tests apply: on a CUDA machine CUDA must stay untouched
+# and 'mps' lands on CUDA; elsewhere CUDA (and MPS, off Apple) land on the target.
+REDIRECTS_CUDA = "cuda" in torchdevice.redirected()
+REDIRECTS_MPS = "mps" in torchdevice.redirected()
+
+requires_cuda_redirect = pytest.mark.skipif(
+    not REDIRECTS_CUDA, reason="CUDA is available on this machine, so it is never redirected"
+)
+requires_real_cuda = pytest.mark.skipif(REDIRECTS_CUDA, reason="needs a machine with CUDA")
+requires_cpu_only_torch = pytest.mark.skipif(
+    torch.backends.cuda.is_built(), reason="needs a torch built without CUDA"
+)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(autouse=True)
+def installed():
+    """Every test starts and ends with the default redirect installed, whatever it did."""
+    os.environ.pop("TORCHDEVICE_TARGET", None)
+    torchdevice.install()
+    yield torchdevice.target()
+    torchdevice.install()
+
+
+@pytest.fixture
+def target():
+    return torchdevice.target()
+
+
+def run_python(code, env=None, check=True):
+    """Runs `code` in a fresh interpreter that imports this torchdevice; returns the process."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result

@@ -1,0 +1,123 @@
+"""Install, uninstall, configuration and the import itself."""
+
+import threading
+
+import pytest
+import torch
+
+import torchdevice
+from conftest import REDIRECTS_CUDA, requires_cuda_redirect, run_python
+
+
+def test_install_is_idempotent(target):
+    patched = torch.cuda.is_available
+    assert torchdevice.install() == target
+    assert torchdevice.install() == target
+    assert torch.cuda.is_available is patched
+    assert torchdevice.is_installed()
+
+
+def test_uninstall_twice_is_harmless():
+    torchdevice.uninstall()
+    torchdevice.uninstall()
+    assert not torchdevice.is_installed()
+    assert torchdevice.target() is None
+    assert torchdevice.redirected() == []
+
+
+def test_target_override_by_argument(target):
+    assert torchdevice.install(target="cpu") == torch.device("cpu")
+    assert torchdevice.install(torch.device("cpu")) == torch.device("cpu")
+    torchdevice.install()
+    assert torchdevice.target() == target
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [("gpu", "Invalid device string: 'gpu'"), ("cuda:-1", "'cuda:-1'"), ("xla", "not available")],
+)
+def test_bad_target_is_a_clear_error_and_leaves_the_install_alone(bad, message, target):
+    with pytest.raises(RuntimeError, match=message):
+        torchdevice.install(target=bad)
+    assert torchdevice.target() == target
+
+
+@requires_cuda_redirect
+def test_unavailable_target_names_the_choices():
+    with pytest.raises(RuntimeError, match="'cuda' is not available on this machine. Choose one"):
+        torchdevice.install(target="cuda")
+
+
+def test_environment_target_and_opt_out():
+    code = "import torch, torchdevice; print(torchdevice.is_installed(), torchdevice.target())"
+    assert run_python(code, {"TORCHDEVICE_TARGET": "cpu"}).stdout.split() == ["True", "cpu"]
+    assert run_python(code, {"TORCHDEVICE_DISABLE": "1"}).stdout.split() == ["False", "None"]
+    disabled = run_python(
+        "import torch, torchdevice; print(torch.cuda.is_available is torch.cuda.is_available,"
+        " torch.device('cuda').type)",
+        {"TORCHDEVICE_DISABLE": "1"},
+    )
+    assert disabled.stdout.split() == ["True", "cuda"]
+
+
+def test_unavailable_environment_target_fails_the_import_clearly():
+    result = run_python("import torchdevice", {"TORCHDEVICE_TARGET": "xla"}, check=False)
+    assert result.returncode != 0
+    assert "the requested target 'xla' is not available" in result.stderr
+
+
+def test_logging_is_quiet_by_default_and_says_once_at_info():
+    code = "import torch, torchdevice\nfor _ in range(100): torch.zeros(1, device='cuda')"
+    assert run_python(code).stderr == ""
+    said = run_python(code, {"TORCHDEVICE_LOG_LEVEL": "info"}).stderr.splitlines()
+    assert said == ["[info] torchdevice: installed: " + ", ".join(torchdevice.redirected())
+                    + " -> " + str(torchdevice.target())]
+
+
+def test_log_file(tmp_path):
+    log = tmp_path / "td.log"
+    run_python("import torchdevice", {"TORCHDEVICE_LOG_LEVEL": "info", "TORCHDEVICE_LOG_FILE": str(log)})
+    assert "installed:" in log.read_text()
+
+
+def test_version_mismatch_fails_the_import_with_what_to_do():
+    result = run_python("import torch\ntorch.__version__ = '0.0.1'\nimport torchdevice", check=False)
+    assert result.returncode != 0
+    assert "compiled against torch" in result.stderr and "Rebuild" in result.stderr
+
+
+def test_compiled_against_the_running_torch():
+    assert torchdevice._C.compiled_torch_version == torch.__version__
+    assert isinstance(torchdevice.__version__, str)
+
+
+@requires_cuda_redirect
+def test_concurrent_install_and_redirected_calls(target):
+    errors, devices = [], set()
+
+    def worker():
+        try:
+            for _ in range(200):
+                torchdevice.install()
+                devices.add(torch.zeros(2, device="cuda").device)
+                devices.add(torch.ones(2).cuda().device)
+        except Exception as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert devices == {target}
+
+
+@pytest.mark.skipif(not REDIRECTS_CUDA, reason="CUDA is available here")
+def test_install_and_uninstall_cycles_keep_behaviour(target):
+    for _ in range(50):
+        torchdevice.uninstall()
+        assert torch.device("cuda").type == "cuda"
+        torchdevice.install()
+        assert torch.zeros(1, device="cuda").device == target
