@@ -104,7 +104,7 @@ build_chroot() {
     # debootstrap stops with "Couldn't find these debs" if a package is absent
     # from the suite: that is reported, never silently dropped.
     debootstrap --variant=minbase --include="$PACKAGES" \
-        "$SUITE" "$BUILD_TMP" "$MIRROR" "$DEBOOTSTRAP_SCRIPT"
+        "$SUITE" "$BUILD_TMP" "$MIRROR" "$DEBOOTSTRAP_SCRIPT" 9>&-
     # Drop the .deb cache (hundreds of MB) that debootstrap leaves.
     rm -f "$BUILD_TMP"/var/cache/apt/archives/*.deb
     echo "$MARKER_TEXT" >"$BUILD_TMP/$MARKER"
@@ -153,12 +153,13 @@ mkdir -p "$DEST"
 ) | tar -x --no-same-owner -C "$DEST"
 
 # Clean environment: nothing from the host (its PATH python, its torch) leaks
-# in. The command is passed as argv, so no re-quoting is needed.
+# in. The command is passed as argv, so no re-quoting is needed. The lock fd
+# is closed for it, so a daemon it leaves behind cannot hold the lock.
 set +e
 chroot "$DIR" /usr/bin/env -i HOME=/root \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 CI="${CI:-}" \
-    bash -c 'cd /work/torchdevice && exec "$@"' bash "$@"
+    bash -c 'cd /work/torchdevice && exec "$@"' bash "$@" 9>&-
 rc=$?
 set -e
 exit "$rc"

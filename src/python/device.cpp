@@ -1,8 +1,17 @@
 #include "device.h"
 
+#include <c10/util/Exception.h>
 #include <torch/csrc/Device.h>
+#include <torch/version.h>
+#if TORCH_VERSION_MAJOR >= 2
+#include <ATen/DeviceAccelerator.h>
+#endif
 
+#include "patch.h"
+#include "torchdevice/device_spec.h"
 #include "torchdevice/state.h"
+
+namespace py = pybind11;
 
 namespace torchdevice::python {
 
@@ -10,20 +19,79 @@ namespace {
 
 newfunc original_new = nullptr;
 
+bool is_index(PyObject* obj) {
+  return PyLong_Check(obj) && !PyBool_Check(obj);
+}
+
 // Lets torch parse the arguments (so every spelling and every error message is torch's own), then
-// swaps a redirected result for the target.
+// swaps a redirected result for the target. A bare index means a CUDA device in code written for
+// CUDA; torch >= 2 reads it as "the current accelerator", which fails where there is none.
 PyObject* redirecting_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  PyObject* made = original_new(type, args, kwargs);
-  if (made == nullptr || !THPDevice_Check(made)) {
-    return made;
-  }
   const Redirect redirect = current_redirect();
-  if (!redirect.redirects(reinterpret_cast<THPDevice*>(made)->device.type())) {
+  if (redirect.redirects(c10::DeviceType::CUDA) && kwargs == nullptr &&
+      PyTuple_GET_SIZE(args) == 1 && is_index(PyTuple_GET_ITEM(args, 0))) {
+    const long long index = PyLong_AsLongLong(PyTuple_GET_ITEM(args, 0));
+    if (index < 0 && !PyErr_Occurred()) {
+      PyErr_Format(PyExc_RuntimeError, "Device index must not be negative, got %lld", index);
+    }
+    return PyErr_Occurred() ? nullptr : THPDevice_New(redirect.target());
+  }
+  PyObject* made = original_new(type, args, kwargs);
+  if (made == nullptr || !THPDevice_Check(made) ||
+      !redirect.redirects(reinterpret_cast<THPDevice*>(made)->device.type())) {
     return made;
   }
   Py_DECREF(made);
   return THPDevice_New(redirect.target());
 }
+
+#if TORCH_VERSION_MAJOR >= 2
+// Owned forever: a static py::object would be released after the interpreter is gone.
+PyObject* original_cuda_method = nullptr;
+
+// Tensor.cuda(N) on torch >= 2 with no accelerator: hands torch a CUDA device instead of the bare
+// index its parser cannot resolve. Tensor.cuda is always a CUDA request, so nothing that is not
+// redirected passes through here.
+PyObject* cuda_with_index(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
+  const Py_ssize_t count = PyTuple_GET_SIZE(args);  // (self, device?, ...)
+  PyObject* device = count >= 2 ? PyTuple_GET_ITEM(args, 1)
+                                : (kwargs != nullptr ? PyDict_GetItemString(kwargs, "device")
+                                                     : nullptr);
+  if (device == nullptr || !is_index(device)) {
+    return PyObject_Call(original_cuda_method, args, kwargs);
+  }
+  const long long index = PyLong_AsLongLong(device);
+  if (PyErr_Occurred()) {
+    return nullptr;
+  }
+  c10::DeviceIndex checked = 0;
+  try {
+    checked = check_device_index(index, c10::DeviceType::CUDA);
+  } catch (const c10::Error& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    return nullptr;
+  }
+  py::object cuda_device = py::reinterpret_steal<py::object>(
+      THPDevice_New(c10::Device(c10::DeviceType::CUDA, checked)));
+  if (!cuda_device) {
+    return nullptr;
+  }
+  py::tuple new_args = py::reinterpret_borrow<py::tuple>(args);
+  py::dict new_kwargs = kwargs != nullptr ? py::reinterpret_borrow<py::dict>(kwargs).attr("copy")()
+                                          : py::dict();
+  if (count >= 2) {
+    py::list items(new_args);
+    items[1] = cuda_device;
+    new_args = py::tuple(items);
+  } else {
+    new_kwargs["device"] = cuda_device;
+  }
+  return PyObject_Call(original_cuda_method, new_args.ptr(), new_kwargs.ptr());
+}
+
+PyMethodDef cuda_with_index_def = {"cuda", reinterpret_cast<PyCFunction>(cuda_with_index),
+                                   METH_VARARGS | METH_KEYWORDS, nullptr};
+#endif
 
 }  // namespace
 
@@ -33,6 +101,17 @@ void install_device_hook() {
   }
   original_new = THPDeviceType.tp_new;
   THPDeviceType.tp_new = &redirecting_new;
+#if TORCH_VERSION_MAJOR >= 2
+  if (current_redirect().redirects(c10::DeviceType::CUDA) && !at::getAccelerator(false)) {
+    auto tensor = py::module_::import("torch").attr("Tensor");
+    if (original_cuda_method == nullptr) {
+      original_cuda_method = tensor.attr("cuda").release().ptr();
+    }
+    auto function =
+        py::reinterpret_steal<py::object>(PyCFunction_New(&cuda_with_index_def, nullptr));
+    patch(tensor, "cuda", py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr())));
+  }
+#endif
 }
 
 void uninstall_device_hook() {

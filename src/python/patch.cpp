@@ -11,8 +11,18 @@ namespace {
 struct Patch {
   py::object owner;
   std::string name;
-  py::object original;  // null handle: the attribute did not exist
+  py::object original;  // null handle: the owner had no attribute of its own by that name
 };
+
+// Whether `owner` itself holds `name` (not a class it inherits it from): only then is there an
+// original to put back; otherwise restoring means deleting ours.
+bool owns(py::handle owner, const std::string& name) {
+  if (PyType_Check(owner.ptr())) {
+    return PyDict_GetItemString(reinterpret_cast<PyTypeObject*>(owner.ptr())->tp_dict,
+                                name.c_str()) != nullptr;
+  }
+  return py::hasattr(owner, name.c_str());
+}
 
 // Heap-allocated and never freed: destroying Python references after interpreter finalisation
 // would crash at exit.
@@ -32,7 +42,7 @@ void patch(py::handle owner, const std::string& name, py::object replacement) {
     }
   }
   py::object original;
-  if (py::hasattr(owner, name.c_str())) {
+  if (owns(owner, name)) {
     original = owner.attr(name.c_str());
   }
   py::setattr(owner, name.c_str(), replacement);
@@ -45,7 +55,7 @@ void restore_all() {
   for (auto it = list.rbegin(); it != list.rend(); ++it) {
     if (it->original) {
       py::setattr(it->owner, it->name.c_str(), it->original);
-    } else if (py::hasattr(it->owner, it->name.c_str())) {
+    } else if (owns(it->owner, it->name)) {
       py::delattr(it->owner, it->name.c_str());
     }
   }

@@ -26,6 +26,14 @@ def test_keyword_spelling(target):
     assert torch.device(type="cuda", index=2) == target
 
 
+@requires_cuda_redirect
+def test_bare_index_is_a_cuda_device(target):
+    assert torch.device(0) == target
+    assert torch.device(3) == target
+    with pytest.raises(RuntimeError, match="negative"):
+        torch.device(-1)
+
+
 def test_cpu_and_meta_are_untouched():
     assert torch.device("cpu").type == "cpu"
     assert torch.device("cpu", 0) == torch.device("cpu:0")
