@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds and installs torchdevice with pip into a throwaway virtual environment that sees the
 # system torch, then imports it from outside the source tree. Needs scikit-build-core (Debian 13+).
+# --no-deps: torch and its dependencies come from the distribution, not from an index.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 python=$(find_python)
 venv=$(mktemp -d)
 trap 'rm -rf "$venv"' EXIT
 "$python" -m venv --system-site-packages "$venv"
-"$venv/bin/python" -m pip install --no-build-isolation --no-index --quiet "$repo_root"
+"$venv/bin/python" -m pip install --no-build-isolation --no-deps --no-index --quiet "$repo_root"
 cd /
 "$venv/bin/python" - <<'PY'
 import torch, torchdevice

@@ -105,7 +105,7 @@ void install_device_hook() {
   if (current_redirect().redirects(c10::DeviceType::CUDA) && !at::getAccelerator(false)) {
     auto tensor = py::module_::import("torch").attr("Tensor");
     if (original_cuda_method == nullptr) {
-      original_cuda_method = tensor.attr("cuda").release().ptr();
+      original_cuda_method = py::object(tensor.attr("cuda")).release().ptr();
     }
     auto function =
         py::reinterpret_steal<py::object>(PyCFunction_New(&cuda_with_index_def, nullptr));
