@@ -12,9 +12,21 @@ import torchdevice
 REDIRECTS_CUDA = "cuda" in torchdevice.redirected()
 REDIRECTS_MPS = "mps" in torchdevice.redirected()
 
-# torch >= 2 reads a bare index (device=0, .to(0)) as "the current accelerator"; with no accelerator
-# at all its own argument parser rejects it before any hook can see the call.
-INDEX_MEANS_CUDA = not hasattr(torch, "accelerator") or torch.accelerator.current_accelerator() is not None
+
+
+def _bare_index_resolves():
+    """torch >= 2 reads a bare index (device=0, .to(0)) as "the current accelerator"; with no
+    accelerator at all its own argument parser rejects it before any hook can see the call."""
+    try:
+        torch.empty(0, device=0)
+    except RuntimeError as error:
+        if "accelerator" not in str(error):
+            raise
+        return False
+    return True
+
+
+INDEX_MEANS_CUDA = _bare_index_resolves()
 
 requires_cuda_redirect = pytest.mark.skipif(
     not REDIRECTS_CUDA, reason="CUDA is available on this machine, so it is never redirected"
