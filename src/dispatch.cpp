@@ -1,13 +1,18 @@
 #include "torchdevice/dispatch.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/empty_ops.h>
+#include <ATen/ops/empty_strided_ops.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
 #include "torchdevice/log.h"
 #include "torchdevice/state.h"
 
+#include <c10/core/TensorOptions.h>
+
 #include <memory>
+#include <tuple>
 #include <mutex>
 #include <vector>
 
@@ -53,6 +58,66 @@ void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
   op.callBoxed(stack);
 }
 
+// The unboxed fast path. Factories decompose into a few leaf allocations (zeros = empty + zero_,
+// .cuda() = _to_copy = empty_strided + copy_), so unboxed kernels for those leaves spare nearly
+// every redirected call the boxing of the generic fallback. Built from each op's own schema type,
+// so the signature follows the running torch.
+struct Rewrite {
+  Redirect redirect;
+  bool rewrote = false;
+
+  c10::optional<c10::Device> operator()(c10::optional<c10::Device> device) {
+    if (device.has_value() && redirect.redirects(device->type())) {
+      rewrote = true;
+      return redirect.target();
+    }
+    return device;
+  }
+  template <class T>
+  decltype(auto) operator()(T&& value) {
+    return std::forward<T>(value);
+  }
+};
+
+template <class Op, class Schema = typename Op::schema>
+struct Unboxed;
+
+template <class Op, class Return, class... Args>
+struct Unboxed<Op, Return(Args...)> {
+  static Return call(Args... args) {
+    Rewrite rewrite{current_redirect()};
+    // Evaluated before the call, in a braced list, so `rewrote` is final when checked.
+    std::tuple<decltype(rewrite(std::forward<Args>(args)))...> rewritten{
+        rewrite(std::forward<Args>(args))...};
+    TORCH_CHECK(rewrite.rewrote, "torchdevice: '", Op::name,
+                "' reached a redirected backend with no device argument to redirect (",
+                describe(rewrite.redirect), ").");
+    // BackendSelect already ran for this call: go straight to the target's dense kernel.
+    const auto target_key = c10::computeDispatchKey(c10::nullopt, c10::nullopt,
+                                                    rewrite.redirect.target());
+    return std::apply(
+        [&](auto&&... forwarded) {
+          return Op::redispatch(c10::DispatchKeySet(target_key),
+                                std::forward<decltype(forwarded)>(forwarded)...);
+        },
+        std::move(rewritten));
+  }
+};
+
+struct FastPathOp {
+  const char* name;  // as registered under the "aten" namespace
+  torch::CppFunction (*kernel)();
+};
+
+const FastPathOp fast_path_ops[] = {
+    {"empty.memory_format",
+     [] { return torch::CppFunction::makeFromUnboxedFunction(
+              TORCH_FN(Unboxed<at::_ops::empty_memory_format>::call)); }},
+    {"empty_strided",
+     [] { return torch::CppFunction::makeFromUnboxedFunction(
+              TORCH_FN(Unboxed<at::_ops::empty_strided>::call)); }},
+};
+
 // The backend keys a request for `type` can dispatch to (dense and sparse layouts).
 std::vector<c10::DispatchKey> backend_keys(c10::DeviceType type) {
   switch (type) {
@@ -67,6 +132,33 @@ std::vector<c10::DispatchKey> backend_keys(c10::DeviceType type) {
 
 std::mutex registration_mutex;
 std::vector<std::unique_ptr<torch::Library>> registrations;
+std::vector<std::string> fast_path_registered;
+
+std::string qualified(const char* name) {
+  return std::string("aten::") + name;
+}
+
+// Registers the unboxed kernels for `key`, skipping any op that already has a kernel there.
+void register_fast_path(c10::DispatchKey key) {
+  auto library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", key, __FILE__,
+                                                  __LINE__);
+  bool any = false;
+  for (const auto& op : fast_path_ops) {
+    const std::string full = qualified(op.name);
+    const auto dot = full.find('.');
+    const auto handle = c10::Dispatcher::singleton().findSchema(
+        {full.substr(0, dot), dot == std::string::npos ? "" : full.substr(dot + 1)});
+    if (!handle.has_value() || handle->hasKernelForDispatchKey(key)) {
+      continue;
+    }
+    library->impl(op.name, op.kernel());
+    fast_path_registered.push_back(full + " (" + c10::toString(key) + ")");
+    any = true;
+  }
+  if (any) {
+    registrations.push_back(std::move(library));
+  }
+}
 
 }  // namespace
 
@@ -96,12 +188,19 @@ void register_fallbacks(const Redirect& redirect) {
       registrations.push_back(std::move(library));
       log::debug("registered dispatcher fallback for " + std::string(c10::toString(key)));
     }
+    register_fast_path(backend_keys(type).front());
   }
 }
 
 void deregister_fallbacks() {
   std::lock_guard<std::mutex> lock(registration_mutex);
   registrations.clear();
+  fast_path_registered.clear();
+}
+
+std::vector<std::string> fast_path() {
+  std::lock_guard<std::mutex> lock(registration_mutex);
+  return fast_path_registered;
 }
 
 }  // namespace torchdevice

@@ -8,6 +8,7 @@
 #include "device.h"
 #include "errors.h"
 #include "patch.h"
+#include "torchdevice/dispatch.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
 
@@ -76,5 +77,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("is_installed", &torchdevice::is_installed);
   m.def("target", &target_device, "The torch.device requests are redirected to, or None.");
   m.def("redirected", &redirected_types, "Names of the device types being redirected.");
+  m.def("fast_path", &torchdevice::fast_path,
+        "Ops redirected by unboxed kernels; every other op takes the boxed fallback.");
   define_cuda_api(m);
 }

@@ -7,6 +7,7 @@
 #include "torchdevice/dispatch.h"
 #include "torchdevice/state.h"
 
+#include <algorithm>
 #include <thread>
 
 namespace torchdevice {
@@ -106,6 +107,26 @@ TEST_F(Installed, InstallIsIdempotentAndUninstallRestores) {
   EXPECT_THROW(at::zeros({2}, at::TensorOptions().device(DeviceType::CUDA)), c10::Error);
   install(Availability{}, std::string("cpu"));
   EXPECT_TRUE(at::zeros({2}, at::TensorOptions().device(DeviceType::CUDA)).device().is_cpu());
+}
+
+TEST_F(Installed, LeafAllocationsTakeTheUnboxedFastPathUntilUninstalled) {
+  const auto empty = c10::Dispatcher::singleton().findSchemaOrThrow("aten::empty", "memory_format");
+  const auto strided = c10::Dispatcher::singleton().findSchemaOrThrow("aten::empty_strided", "");
+  EXPECT_TRUE(empty.hasKernelForDispatchKey(c10::DispatchKey::CUDA));
+  EXPECT_TRUE(strided.hasKernelForDispatchKey(c10::DispatchKey::CUDA));
+  const auto listed = fast_path();
+  for (const char* expected : {"aten::empty.memory_format (CUDA)", "aten::empty_strided (CUDA)"}) {
+    EXPECT_NE(std::find(listed.begin(), listed.end(), expected), listed.end()) << expected;
+  }
+  // Called unboxed and boxed (as TorchScript does), both land on the target.
+  EXPECT_TRUE(at::empty({2}, at::TensorOptions().device(DeviceType::CUDA)).device().is_cpu());
+  torch::jit::Stack stack{c10::IValue(std::vector<int64_t>{2}), c10::IValue(), c10::IValue(),
+                          c10::IValue(Device(DeviceType::CUDA, 1)), c10::IValue(), c10::IValue()};
+  empty.callBoxed(&stack);
+  EXPECT_TRUE(stack.back().toTensor().device().is_cpu());
+  uninstall();
+  EXPECT_FALSE(empty.hasKernelForDispatchKey(c10::DispatchKey::CUDA));
+  EXPECT_TRUE(fast_path().empty());
 }
 
 TEST_F(Installed, OpsWithoutADeviceArgumentGetAClearErrorNotARecursion) {
