@@ -81,6 +81,11 @@ GROUPS = [
         ],
     ),
     (
+        "Training step of a small MLP (batch 64, Adam)",
+        "A: the step written for the target, B: the same step written for CUDA, redirected",
+        [(("train_step(target)", INSTALLED), ("train_step('cuda')", INSTALLED))],
+    ),
+    (
         "Python-wrapper shim, for reference (torchdevice uninstalled)",
         "A: native torch.zeros, B: shim_zeros that rewrites device='cuda' to the target",
         [
@@ -115,9 +120,25 @@ IMPORT_PROBE = (
 )
 
 
+def make_train_step():
+    """One optimiser step whose batch is made on `device`, as a training loop does."""
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10)).to(TARGET)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def train_step(device):
+        inputs = torch.randn(64, 32, device=device)
+        labels = torch.randint(0, 10, (64,), device=device)
+        optimiser.zero_grad()
+        nn.functional.cross_entropy(model(inputs), labels).backward()
+        optimiser.step()
+
+    return train_step
+
+
 def make_namespace():
     torch.manual_seed(0)
     return {
+        "train_step": make_train_step(),
         "torch": torch,
         "perf_counter_ns": time.perf_counter_ns,
         "target": TARGET,
@@ -224,6 +245,20 @@ def measure_import(runs):
             "import_torchdevice_alone_ms": statistics.median(torchdevice_ns) / 1e6}
 
 
+def measure_example(runs):
+    """Whole-run wall time of the README example through the launcher, in seconds."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.path.join(repo, "python"))
+    env.pop("TORCHDEVICE_DISABLE", None)
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "torchdevice", "run", "examples/train_cuda.py"],
+                       cwd=repo, env=env, check=True, capture_output=True)
+        seconds.append(time.perf_counter() - start)
+    return {"runs": runs, "median_s": statistics.median(seconds)}
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -239,15 +274,18 @@ def machine():
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"torch": torch.__version__, "torchdevice": torchdevice.__version__,
             "python": platform.python_version(), "cpu": cpu_name(), "nproc": nproc,
-            "torch_threads": torch.get_num_threads(), "target": str(TARGET)}
+            "torch_threads": torch.get_num_threads(), "target": str(TARGET),
+            "fast_path": torchdevice._C.fast_path()}
 
 
-def print_table(info, settings, rows, imports):
+def print_table(info, settings, rows, imports, example):
     width = max(len(row["case"]) for row in rows) + 2
     print(f"torchdevice {info['torchdevice']} overhead: torch {info['torch']}, {info['cpu']}, "
           f"nproc {info['nproc']}, target {info['target']}")
     print(f"per call: median of {settings['reps']} repetitions, each a timed loop of N calls "
           f"(~{settings['loop_us']} µs), all variants interleaved")
+    print("unboxed fast path: " + ", ".join(info["fast_path"]) +
+          "; every other redirected op takes the boxed fallback")
     header = f"{'case':<{width}}{'variant A µs':>14}{'variant B µs':>14}{'ratio B/A':>11}"
     for group, legend, _ in GROUPS:
         print(f"\n{group}\n  {legend}\n{header}")
@@ -260,6 +298,8 @@ def print_table(info, settings, rows, imports):
     print(f"{'import':<{width}}{imports['import_torch_ms']:>14.1f}"
           f"{imports['import_torch_torchdevice_ms']:>14.1f}{imports['ratio']:>11.3f}")
     print(f"import torchdevice alone, after torch: {imports['import_torchdevice_alone_ms']:.1f} ms")
+    print(f"\nexamples/train_cuda.py through `python -m torchdevice run`, whole run: "
+          f"{example['median_s']:.2f} s (median of {example['runs']})")
 
 
 def main():
@@ -269,16 +309,18 @@ def main():
                                                        "results", "latest.json"))
     args = parser.parse_args()
 
-    settings = ({"reps": 21, "loop_us": 400, "import_runs": 2} if args.quick
-                else {"reps": 201, "loop_us": 1000, "import_runs": 5})
+    settings = ({"reps": 21, "loop_us": 400, "import_runs": 2, "example_runs": 1} if args.quick
+                else {"reps": 201, "loop_us": 1000, "import_runs": 5, "example_runs": 3})
     rows = measure(settings["reps"], settings["loop_us"] * 1000)
     imports = measure_import(settings["import_runs"])
+    example = measure_example(settings["example_runs"])
     info = machine()
-    print_table(info, settings, rows, imports)
+    print_table(info, settings, rows, imports, example)
 
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"machine": info, "settings": settings, "rows": rows, "import": imports},
+        json.dump({"machine": info, "settings": settings, "rows": rows, "import": imports,
+                   "example": example},
                   f, indent=2)
     print(f"\nwrote {args.json}")
 
