@@ -3,17 +3,30 @@
 #include <c10/util/Exception.h>
 
 #include <limits>
+#include <string>
 
 namespace torchdevice {
 
 c10::Device parse_device(const std::string& spec) {
+  c10::Device device(c10::DeviceType::CPU);
   try {
-    return c10::Device(spec);
+    device = c10::Device(spec);
   } catch (const c10::Error&) {
     TORCH_CHECK(false, "Invalid device string: '", spec,
                 "'. Expected a device type with an optional non-negative index, such as 'cuda', "
                 "'cuda:0', 'mps' or 'cpu'.");
   }
+  // Some torch versions store the parsed index in an int8 unchecked ('cuda:300' reads as cuda:44,
+  // 'cuda:128' as cuda:-128). The grammar allows no sign or leading zero, so the digits written
+  // must read back unchanged.
+  const auto colon = spec.find(':');
+  if (colon != std::string::npos) {
+    const std::string written = spec.substr(colon + 1);
+    TORCH_CHECK(std::to_string(device.index()) == written, "Device index ", written, " in '",
+                spec, "' is out of range: it must be at most ",
+                static_cast<int>(std::numeric_limits<c10::DeviceIndex>::max()), ".");
+  }
+  return device;
 }
 
 c10::DeviceIndex check_device_index(int64_t index, c10::DeviceType type) {

@@ -12,6 +12,7 @@
 #include <c10/core/TensorOptions.h>
 
 #include <memory>
+#include <string>
 #include <tuple>
 #include <mutex>
 #include <vector>
@@ -44,10 +45,45 @@ bool rewrite(c10::IValue& value, const Redirect& redirect) {
   return false;
 }
 
+// A call that passed dispatch before an uninstall on another thread arrives with nothing in
+// force: it gets the error torch gives for a backend it lacks, not one about torchdevice's state.
+// The name is formatted only on failure: this runs on every redirected call.
+template <class Name>
+void check_still_installed(const Redirect& redirect, const Name& op_name) {
+  TORCH_CHECK_NOT_IMPLEMENTED(!redirect.empty(), "Could not run '", op_name,
+                              "' on an unavailable accelerator: torchdevice was uninstalled "
+                              "while this call was in flight.");
+}
+
+bool is_exhausted(const c10::Error& error) {
+  const std::string& message = error.msg();
+  return message.find("DefaultCPUAllocator") != std::string::npos &&
+         (message.find("not enough memory") != std::string::npos ||
+          message.find("can't allocate memory") != std::string::npos);
+}
+
+// CUDA code catches torch.cuda.OutOfMemoryError (c10::OutOfMemoryError) to shrink its batch; the
+// CPU allocator reports exhaustion as a plain c10::Error, so a redirected call converts it.
+// Exceptions cost nothing on the path that does not throw.
+template <class Call>
+decltype(auto) with_out_of_memory_as_cuda_does(const Redirect& redirect, Call&& call) {
+  try {
+    return call();
+  } catch (const c10::OutOfMemoryError&) {
+    throw;
+  } catch (const c10::Error& error) {
+    TORCH_CHECK_WITH(OutOfMemoryError, !is_exhausted(error), "Out of memory on ",
+                     redirect.target(), ", where torchdevice redirects ", describe(redirect),
+                     ": ", error.msg());
+    throw;
+  }
+}
+
 // Reached by every op whose dispatch key resolves to a redirected backend (no kernel exists there
 // on this build). Factories get here through BackendSelect, which derives the key from `device=`.
 void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const Redirect redirect = current_redirect();
+  check_still_installed(redirect, op.schema().operator_name());
   const auto num_arguments = op.schema().arguments().size();
   const size_t rewritten = rewrite_device_arguments(*stack, num_arguments, redirect);
   // Without a device argument to rewrite, calling again would land here again.
@@ -55,7 +91,7 @@ void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
               "' reached a redirected backend with no device argument to redirect (",
               describe(redirect),
               "). Move its tensor inputs to the target device first, or report this op.");
-  op.callBoxed(stack);
+  with_out_of_memory_as_cuda_does(redirect, [&] { op.callBoxed(stack); });
 }
 
 // The unboxed fast path. Factories decompose into a few leaf allocations (zeros = empty + zero_,
@@ -86,6 +122,7 @@ template <class Op, class Return, class... Args>
 struct Unboxed<Op, Return(Args...)> {
   static Return call(Args... args) {
     Rewrite rewrite{current_redirect()};
+    check_still_installed(rewrite.redirect, Op::name);
     // Evaluated before the call, in a braced list, so `rewrote` is final when checked.
     std::tuple<decltype(rewrite(std::forward<Args>(args)))...> rewritten{
         rewrite(std::forward<Args>(args))...};
@@ -95,12 +132,14 @@ struct Unboxed<Op, Return(Args...)> {
     // BackendSelect already ran for this call: go straight to the target's dense kernel.
     const auto target_key = c10::computeDispatchKey(c10::nullopt, c10::nullopt,
                                                     rewrite.redirect.target());
-    return std::apply(
-        [&](auto&&... forwarded) {
-          return Op::redispatch(c10::DispatchKeySet(target_key),
-                                std::forward<decltype(forwarded)>(forwarded)...);
-        },
-        std::move(rewritten));
+    return with_out_of_memory_as_cuda_does(rewrite.redirect, [&]() -> Return {
+      return std::apply(
+          [&](auto&&... forwarded) {
+            return Op::redispatch(c10::DispatchKeySet(target_key),
+                                  std::forward<decltype(forwarded)>(forwarded)...);
+          },
+          std::move(rewritten));
+    });
   }
 };
 

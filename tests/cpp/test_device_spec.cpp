@@ -34,6 +34,15 @@ TEST(ParseDevice, MalformedSpecsNameTheValueAndTheGrammar) {
   }
 }
 
+TEST(ParseDevice, IndicesPastTheIndexTypeAreErrorsNotWrapped) {
+  EXPECT_EQ(parse_device("cuda:127"), Device(DeviceType::CUDA, 127));
+  for (const char* bad : {"cuda:128", "cuda:300", "mps:256", "cuda:99999999999"}) {
+    const std::string message = error_of([&] { parse_device(bad); });
+    EXPECT_NE(message.find(std::string("'") + bad + "'"), std::string::npos) << bad << message;
+  }
+  EXPECT_NE(error_of([] { parse_device("cuda:300"); }).find("at most 127"), std::string::npos);
+}
+
 TEST(CheckDeviceIndex, AnyNonNegativeIndexIsAccepted) {
   EXPECT_EQ(check_device_index(0, DeviceType::CUDA), 0);
   EXPECT_EQ(check_device_index(7, DeviceType::CUDA), 7);
