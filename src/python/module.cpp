@@ -4,6 +4,7 @@
 #include <torch/csrc/utils/pybind.h>  // casters for c10::optional, at::Tensor
 #include <torch/csrc/Device.h>
 
+#include "amp.h"
 #include "cuda_api.h"
 #include "device.h"
 #include "errors.h"
@@ -20,6 +21,7 @@ namespace {
 void uninstall_all() {
   const bool cuda_hooked = current_redirect().redirects(c10::DeviceType::CUDA);
   restore_all();
+  uninstall_amp();
   uninstall_device_hook();
   if (cuda_hooked) {
     uninstall_cuda_api();
@@ -43,6 +45,7 @@ py::object install_all(const c10::optional<std::string>& target) {
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();
     }
+    install_amp();
   } catch (...) {
     uninstall_all();
     throw;
@@ -77,4 +80,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("target", &target_device, "The torch.device requests are redirected to, or None.");
   m.def("redirected", &redirected_types, "Names of the device types being redirected.");
   define_cuda_api(m);
+  define_amp(m);
 }
