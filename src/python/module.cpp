@@ -9,6 +9,7 @@
 #include "device.h"
 #include "errors.h"
 #include "patch.h"
+#include "serialization.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
 
@@ -22,6 +23,7 @@ void uninstall_all() {
   const bool cuda_hooked = current_redirect().redirects(c10::DeviceType::CUDA);
   restore_all();
   uninstall_amp();
+  uninstall_serialization();
   uninstall_device_hook();
   if (cuda_hooked) {
     uninstall_cuda_api();
@@ -46,6 +48,9 @@ py::object install_all(const c10::optional<std::string>& target) {
       install_cuda_api();
     }
     install_amp();
+    if (!redirect.empty()) {
+      install_serialization();
+    }
   } catch (...) {
     uninstall_all();
     throw;
