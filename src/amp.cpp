@@ -62,25 +62,27 @@ std::vector<c10::ScalarType> autocast_dtypes(c10::DeviceType type) {
   }
 }
 
-c10::ScalarType autocast_dtype(c10::DeviceType type, c10::ScalarType requested) {
+AutocastChoice autocast_choice(c10::DeviceType type, c10::ScalarType requested) {
   const auto supported = autocast_dtypes(type);
   auto is_supported = [&](c10::ScalarType dtype) {
     return std::find(supported.begin(), supported.end(), dtype) != supported.end();
   };
   if (supported.empty() || is_supported(requested)) {
-    return requested;
+    return {requested, true};
   }
-  if (!c10::isFloatingType(requested)) {
-    return requested;
+  // A 16-bit float has a close stand-in: the other one.
+  if (requested == c10::ScalarType::Half && is_supported(c10::ScalarType::BFloat16)) {
+    return {c10::ScalarType::BFloat16, true};
   }
-  // `requested` is unsupported here, so the other 16-bit float is the closest; bfloat16 first,
-  // as it also keeps float32's exponent range.
-  for (auto dtype : {c10::ScalarType::BFloat16, c10::ScalarType::Half}) {
-    if (is_supported(dtype)) {
-      return dtype;
-    }
+  if (requested == c10::ScalarType::BFloat16 && is_supported(c10::ScalarType::Half)) {
+    return {c10::ScalarType::Half, true};
   }
-  return requested;
+  // A wider float casts nothing down: the region runs uncast. The dtype is one the target takes,
+  // as torch 1.x rejects any other even in a disabled region.
+  if (requested == c10::ScalarType::Float || requested == c10::ScalarType::Double) {
+    return {supported.front(), false};
+  }
+  return {requested, true};
 }
 
 void amp_non_finite_check_and_unscale(at::TensorList grads, at::Tensor& found_inf,

@@ -13,11 +13,15 @@ namespace torchdevice {
 // The dtypes the running torch can autocast to on a device of `type` (empty: no autocast there).
 std::vector<c10::ScalarType> autocast_dtypes(c10::DeviceType type);
 
-// The dtype autocast uses on `type` when code asks for `requested`: `requested` itself where
-// supported, else the closest supported one (the other 16-bit float; bfloat16 for float32, as it
-// keeps float32's exponent range). A dtype autocast never takes (integers, ...) is returned
-// unchanged so that torch reports it; so is everything when `type` has no autocast at all.
-c10::ScalarType autocast_dtype(c10::DeviceType type, c10::ScalarType requested);
+// What autocast on `type` does when code asks for `requested`.
+struct AutocastChoice {
+  c10::ScalarType dtype;
+  bool enabled;  // false: the region runs uncast
+};
+// `requested` itself where supported; else the other 16-bit float where that one is (float16 <->
+// bfloat16); a wider float (float32, float64), which casts nothing down, runs uncast. Anything
+// else (integers, or a type with no autocast at all) is returned unchanged for torch to report.
+AutocastChoice autocast_choice(c10::DeviceType type, c10::ScalarType requested);
 
 // GradScaler's two helper ops, computed as torch's CUDA kernels compute them, on any device.
 // Every tensor of `grads` is multiplied by `inv_scale` in its own opmath type; `found_inf` becomes

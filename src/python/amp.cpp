@@ -87,20 +87,22 @@ c10::ScalarType default_autocast_dtype(c10::DeviceType type) {
 #endif
 }
 
-void warn_substitution(c10::ScalarType requested, c10::ScalarType chosen) {
+void warn_substitution(c10::ScalarType requested, const AutocastChoice& choice) {
   {
     std::lock_guard<std::mutex> lock(warned_mutex);
-    if (!warned.insert({requested, chosen}).second) {
+    if (!warned.insert({requested, choice.enabled ? choice.dtype : requested}).second) {
       return;
     }
   }
   auto name = [](c10::ScalarType dtype) {
     return std::string(py::repr(reinterpret_cast<PyObject*>(torch::getTHPDtype(dtype))));
   };
-  const std::string message = "torchdevice: autocast on " +
-                              std::string(py::str(target_type_name())) + " cannot use " +
-                              name(requested) + " in torch " + TORCH_VERSION + "; using " +
-                              name(chosen) + ", the closest dtype it supports (warned once).";
+  const std::string message =
+      "torchdevice: autocast on " + std::string(py::str(target_type_name())) + " cannot use " +
+      name(requested) + " in torch " + TORCH_VERSION + "; " +
+      (choice.enabled ? "using " + name(choice.dtype) + ", the closest dtype it supports"
+                      : std::string("the region runs uncast, as it casts nothing down")) +
+      " (warned once).";
   if (PyErr_WarnEx(PyExc_UserWarning, message.c_str(), 1) != 0) {
     throw py::error_already_set();
   }
@@ -124,16 +126,20 @@ py::object autocast_init(const py::args& args, const py::kwargs& kwargs) {
     const c10::ScalarType requested =
         THPDtype_Check(dtype.ptr()) ? reinterpret_cast<THPDtype*>(dtype.ptr())->scalar_type
                                     : default_autocast_dtype(*type);
-    const c10::ScalarType chosen = autocast_dtype(current_redirect().target().type(), requested);
+    const AutocastChoice choice = autocast_choice(current_redirect().target().type(), requested);
     const py::object enabled = argument(args, kwargs, 3, "enabled");
-    if (chosen != requested && (enabled.is_none() || py::bool_(enabled))) {
-      warn_substitution(requested, chosen);
+    const bool wanted = enabled.is_none() || py::bool_(enabled);
+    if (wanted && (choice.dtype != requested || !choice.enabled)) {
+      warn_substitution(requested, choice);
+    }
+    if (!choice.enabled) {
+      replace_argument(new_args, new_kwargs, 3, "enabled", py::bool_(false));
     }
     replace_argument(new_args, new_kwargs, 1, "device_type", target_type_name());
     if (dtype.is_none() || THPDtype_Check(dtype.ptr())) {
       replace_argument(new_args, new_kwargs, 2, "dtype",
                        py::reinterpret_borrow<py::object>(
-                           reinterpret_cast<PyObject*>(torch::getTHPDtype(chosen))));
+                           reinterpret_cast<PyObject*>(torch::getTHPDtype(choice.dtype))));
     }
   }
   return call(original_autocast_init, new_args, new_kwargs);

@@ -8,6 +8,7 @@
 #include "torchdevice/pinning.h"
 #include "torchdevice/state.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace torchdevice {
@@ -18,26 +19,36 @@ using c10::ScalarType;
 
 constexpr bool kTorch2 = TORCH_VERSION_MAJOR >= 2;
 
-TEST(AutocastDtype, KeepsWhatTheTargetSupports) {
-  EXPECT_EQ(autocast_dtype(DeviceType::CPU, ScalarType::BFloat16), ScalarType::BFloat16);
-  EXPECT_EQ(autocast_dtype(DeviceType::CUDA, ScalarType::Half), ScalarType::Half);
-  EXPECT_EQ(autocast_dtype(DeviceType::CUDA, ScalarType::BFloat16), ScalarType::BFloat16);
+void expect_choice(DeviceType type, ScalarType requested, ScalarType dtype, bool enabled) {
+  const AutocastChoice choice = autocast_choice(type, requested);
+  EXPECT_EQ(choice.dtype, dtype) << requested;
+  EXPECT_EQ(choice.enabled, enabled) << requested;
 }
 
-TEST(AutocastDtype, Float16OnCpuIsBFloat16WhereTorchLacksIt) {
+TEST(AutocastChoice, KeepsWhatTheTargetSupports) {
+  expect_choice(DeviceType::CPU, ScalarType::BFloat16, ScalarType::BFloat16, true);
+  expect_choice(DeviceType::CUDA, ScalarType::Half, ScalarType::Half, true);
+  expect_choice(DeviceType::CUDA, ScalarType::BFloat16, ScalarType::BFloat16, true);
+}
+
+TEST(AutocastChoice, Float16OnCpuIsBFloat16WhereTorchLacksIt) {
   // torch 1.x CPU autocast takes bfloat16 only; 2.x takes float16 too.
-  EXPECT_EQ(autocast_dtype(DeviceType::CPU, ScalarType::Half),
-            kTorch2 ? ScalarType::Half : ScalarType::BFloat16);
+  expect_choice(DeviceType::CPU, ScalarType::Half,
+                kTorch2 ? ScalarType::Half : ScalarType::BFloat16, true);
 }
 
-TEST(AutocastDtype, WiderFloatsBecomeBFloat16WhichKeepsTheirRange) {
-  EXPECT_EQ(autocast_dtype(DeviceType::CPU, ScalarType::Float), ScalarType::BFloat16);
-  EXPECT_EQ(autocast_dtype(DeviceType::CPU, ScalarType::Double), ScalarType::BFloat16);
+TEST(AutocastChoice, WiderFloatsRunUncastWithADtypeTheTargetAccepts) {
+  for (auto wide : {ScalarType::Float, ScalarType::Double}) {
+    const AutocastChoice choice = autocast_choice(DeviceType::CPU, wide);
+    EXPECT_FALSE(choice.enabled);
+    const auto supported = autocast_dtypes(DeviceType::CPU);
+    EXPECT_NE(std::find(supported.begin(), supported.end(), choice.dtype), supported.end());
+  }
 }
 
-TEST(AutocastDtype, NonFloatsAndDevicesWithoutAutocastPassThroughForTorchToReport) {
-  EXPECT_EQ(autocast_dtype(DeviceType::CPU, ScalarType::Int), ScalarType::Int);
-  EXPECT_EQ(autocast_dtype(DeviceType::Meta, ScalarType::Half), ScalarType::Half);
+TEST(AutocastChoice, NonFloatsAndDevicesWithoutAutocastPassThroughForTorchToReport) {
+  expect_choice(DeviceType::CPU, ScalarType::Int, ScalarType::Int, true);
+  expect_choice(DeviceType::Meta, ScalarType::Half, ScalarType::Half, true);
 }
 
 at::Tensor scalar(float value) {

@@ -96,8 +96,24 @@ def test_bfloat16_and_disabled_regions_need_no_substitution(fresh):
         assert torch.mm(a, a).dtype == torch.float32
 
 
+def test_float32_autocast_runs_uncast_as_on_cuda(fresh, target):
+    """float32 autocast casts nothing down: where the target cannot take it, the region runs
+    uncast (torch 1.x would otherwise reject the dtype even in a disabled region)."""
+    if target_autocasts(torch.float32, target):
+        pytest.skip("the target autocasts to float32 itself")
+    a = torch.ones(2, 2, device="cuda")
+    with pytest.warns(UserWarning, match="runs uncast"):
+        region = torch.autocast("cuda", dtype=torch.float32)
+    with region:
+        assert torch.mm(a, a).dtype == torch.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.autocast("cuda", dtype=torch.float32):  # warned once
+            assert torch.mm(a, a).dtype == torch.float32
+
+
 def test_bad_device_types_are_torchs_own_errors():
-    with pytest.raises(RuntimeError, match="device_type"):
+    with pytest.raises(RuntimeError, match="device"):
         torch.autocast("tpu-that-does-not-exist")
 
 
