@@ -250,6 +250,9 @@ void install_amp() {
   }
   patch(scaler, "__init__", as_method(py::cpp_function(&scaler_init)));
 #else
+  if (!current_redirect().redirects(c10::DeviceType::CUDA)) {
+    return;  // a real CUDA scaler keeps torch's own code
+  }
   auto module = py::module_::import("torch.cuda.amp.grad_scaler");
   patch(module, "_MultiDeviceReplicator",
         py::module_::import("torchdevice._C").attr("_amp").attr("Replicator"));
