@@ -2,9 +2,11 @@
 
 #include <c10/util/Exception.h>
 
+#include "torchdevice/amp.h"
 #include "torchdevice/dispatch.h"
 #include "torchdevice/guard.h"
 #include "torchdevice/log.h"
+#include "torchdevice/pinning.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -45,6 +47,8 @@ Redirect install(const Availability& available, const c10::optional<std::string>
       // Same backends: the fallbacks read the live redirect, so retargeting is one store.
       if (previous.target() != redirect.target()) {
         live_redirect.store(redirect.pack());
+        register_amp_kernels(redirect);
+        register_pinning(redirect);
         log::info("torchdevice: retargeted: " + describe(redirect));
       }
       return redirect;
@@ -52,11 +56,15 @@ Redirect install(const Availability& available, const c10::optional<std::string>
     // Different availability (tests inject it): re-register for the new set of backends.
     deregister_fallbacks();
     deregister_guards();
+    deregister_amp_kernels();
+    deregister_pinning();
   }
 
   live_redirect.store(redirect.pack());
   register_guards(redirect);
   register_fallbacks(redirect);
+  register_amp_kernels(redirect);
+  register_pinning(redirect);
   installed.store(true);
   log::info("torchdevice: installed: " + describe(redirect));
   return redirect;
@@ -69,6 +77,8 @@ void uninstall() {
   }
   deregister_fallbacks();
   deregister_guards();
+  deregister_amp_kernels();
+  deregister_pinning();
   live_redirect.store(Redirect().pack());
   installed.store(false);
   log::info("torchdevice: uninstalled");

@@ -4,11 +4,13 @@
 #include <torch/csrc/utils/pybind.h>  // casters for c10::optional, at::Tensor
 #include <torch/csrc/Device.h>
 
+#include "amp.h"
 #include "cuda_api.h"
 #include "device.h"
 #include "errors.h"
 #include "patch.h"
 #include "torchdevice/dispatch.h"
+#include "serialization.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
 
@@ -21,6 +23,8 @@ namespace {
 void uninstall_all() {
   const bool cuda_hooked = current_redirect().redirects(c10::DeviceType::CUDA);
   restore_all();
+  uninstall_amp();
+  uninstall_serialization();
   uninstall_device_hook();
   if (cuda_hooked) {
     uninstall_cuda_api();
@@ -43,6 +47,10 @@ py::object install_all(const c10::optional<std::string>& target) {
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();
+    }
+    install_amp();
+    if (!redirect.empty()) {
+      install_serialization();
     }
   } catch (...) {
     uninstall_all();
@@ -80,4 +88,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("fast_path", &torchdevice::fast_path,
         "Ops redirected by unboxed kernels; every other op takes the boxed fallback.");
   define_cuda_api(m);
+  define_amp(m);
 }
