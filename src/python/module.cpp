@@ -7,7 +7,9 @@
 #include "cuda_api.h"
 #include "device.h"
 #include "errors.h"
+#include "memory_api.h"
 #include "patch.h"
+#include "streams.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
 
@@ -24,6 +26,7 @@ void uninstall_all() {
   if (cuda_hooked) {
     uninstall_cuda_api();
   }
+  uninstall_memory_api();
   torchdevice::uninstall();
 }
 
@@ -42,6 +45,8 @@ py::object install_all(const c10::optional<std::string>& target) {
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();
+      install_memory_api();
+      install_streams();
     }
   } catch (...) {
     uninstall_all();
