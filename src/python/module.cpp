@@ -7,6 +7,7 @@
 #include "cuda_api.h"
 #include "device.h"
 #include "errors.h"
+#include "legacy_types.h"
 #include "memory_api.h"
 #include "patch.h"
 #include "streams.h"
@@ -27,6 +28,7 @@ void uninstall_all() {
     uninstall_cuda_api();
   }
   uninstall_memory_api();
+  uninstall_legacy_types();
   torchdevice::uninstall();
 }
 
@@ -47,6 +49,7 @@ py::object install_all(const c10::optional<std::string>& target) {
       install_cuda_api();
       install_memory_api();
       install_streams();
+      install_legacy_types();
     }
   } catch (...) {
     uninstall_all();
