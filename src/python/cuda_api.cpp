@@ -12,8 +12,10 @@
 #endif
 
 #include "memory_api.h"
+#include "nvtx.h"
 #include "patch.h"
 #include "streams.h"
+#include "unsupported.h"
 #include "torchdevice/device_spec.h"
 #include "torchdevice/host.h"
 #include "torchdevice/state.h"
@@ -190,6 +192,8 @@ void define_cuda_api(py::module_& m) {
   });
   define_memory_api(cuda);
   define_streams(cuda);
+  define_nvtx(cuda);
+  define_unsupported(cuda);
   py::class_<DeviceContext>(cuda, "device")
       .def(py::init<const py::object&>(), py::arg("device"))
       .def("__enter__", &DeviceContext::enter, py::return_value_policy::reference)

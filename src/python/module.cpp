@@ -9,8 +9,10 @@
 #include "errors.h"
 #include "legacy_types.h"
 #include "memory_api.h"
+#include "nvtx.h"
 #include "patch.h"
 #include "streams.h"
+#include "unsupported.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
 
@@ -50,6 +52,9 @@ py::object install_all(const c10::optional<std::string>& target) {
       install_memory_api();
       install_streams();
       install_legacy_types();
+      install_nvtx();
+      // Last: wraps only the torch.cuda functions no hook above replaced.
+      install_unsupported();
     }
   } catch (...) {
     uninstall_all();

@@ -47,6 +47,8 @@ StreamPtr default_stream() {
   return *stream;
 }
 
+std::atomic<int> sync_debug_mode{0};
+
 // Per thread, as CUDA's current stream is.
 thread_local StreamPtr current;
 
@@ -194,6 +196,23 @@ void define_streams(py::module_& cuda) {
   cuda.def("current_stream", [](const py::object& d) { resolve(d); return current_stream(); }, device);
   cuda.def("default_stream", [](const py::object& d) { resolve(d); return default_stream(); }, device);
   cuda.def("set_stream", [](c10::optional<StreamPtr> s) { if (s) current = *s; }, py::arg("stream"));
+  // No CUDA graph can capture work on the target.
+  cuda.def("is_current_stream_capturing", []() { return false; });
+  // Sync debug mode warns about CUDA synchronizations; the target has none to warn about, so the
+  // mode is kept (for get_sync_debug_mode) and has no effect.
+  cuda.def("set_sync_debug_mode", [](const py::object& mode) {
+    int value = 0;
+    if (py::isinstance<py::str>(mode)) {
+      const auto name = mode.cast<std::string>();
+      TORCH_CHECK(name == "default" || name == "warn" || name == "error",
+                  "invalid value of debug_mode, expected one of `default`, `warn`, `error`");
+      value = name == "default" ? 0 : (name == "warn" ? 1 : 2);
+    } else {
+      value = mode.cast<int>();
+    }
+    sync_debug_mode = value;
+  }, py::arg("debug_mode"));
+  cuda.def("get_sync_debug_mode", []() { return sync_debug_mode.load(); });
   cuda.def("stream", [](c10::optional<StreamPtr> s) { return std::make_shared<StreamContext>(std::move(s)); },
            py::arg("stream"));
 }
@@ -203,7 +222,8 @@ void install_streams() {
   auto streams = py::module_::import("torch.cuda.streams");
   auto api = py::module_::import("torchdevice._C").attr("_cuda");
   for (const char* name : {"Stream", "Event", "StreamContext", "current_stream", "default_stream",
-                           "set_stream", "stream"}) {
+                           "set_stream", "stream", "is_current_stream_capturing",
+                           "set_sync_debug_mode", "get_sync_debug_mode"}) {
     patch(cuda, name, api.attr(name));
   }
   for (const char* name : {"Stream", "Event"}) {
