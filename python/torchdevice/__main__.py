@@ -8,10 +8,14 @@ import os
 import runpy
 import sys
 
-USAGE = "usage: python -m torchdevice run SCRIPT [ARGS...]"
+USAGE = "usage: python -m torchdevice run SCRIPT [ARGS...] | coverage [--write PATH]"
 
 
 def main(argv):
+    if argv[:1] == ["coverage"]:
+        from torchdevice.coverage import main as coverage_main
+
+        return coverage_main(argv[1:])
     if len(argv) < 2 or argv[0] != "run":
         print(USAGE, file=sys.stderr)
         return 2

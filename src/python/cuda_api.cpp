@@ -11,72 +11,27 @@
 #include <torch/csrc/utils/cuda_lazy_init.h>
 #endif
 
+#include "memory_api.h"
+#include "nvtx.h"
 #include "patch.h"
+#include "streams.h"
+#include "unsupported.h"
 #include "torchdevice/device_spec.h"
+#include "torchdevice/host.h"
 #include "torchdevice/state.h"
 
-#include <fstream>
 #include <mutex>
 #include <string>
-
-#if defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
 
 namespace py = pybind11;
 
 namespace torchdevice::python {
 
-namespace {
-
 c10::Device target() {
   return current_redirect().target();
 }
 
-// Resolves the `device` argument the torch.cuda functions take: None, an index, a device string
-// or a torch.device. A torch.device('cuda') already reads as the target, so both types pass.
-c10::DeviceIndex resolve(const py::handle& arg, bool optional = true) {
-  if (arg.is_none()) {
-    TORCH_CHECK_VALUE(optional, "Expected a cuda device, but got: None");
-    return 0;
-  }
-  c10::Device device(c10::DeviceType::CUDA);
-  if (THPDevice_Check(arg.ptr())) {
-    device = reinterpret_cast<THPDevice*>(arg.ptr())->device;
-  } else if (py::isinstance<py::str>(arg)) {
-    device = parse_device(arg.cast<std::string>());
-  } else if (PyLong_Check(arg.ptr()) && !PyBool_Check(arg.ptr())) {
-    return check_device_index(arg.cast<int64_t>(), c10::DeviceType::CUDA);
-  } else {
-    TORCH_CHECK_TYPE(false, "Expected a torch.device, a device string or an integer index, but got ",
-                     Py_TYPE(arg.ptr())->tp_name);
-  }
-  TORCH_CHECK_VALUE(device.is_cuda() || device.type() == target().type(),
-                    "Expected a cuda device, but got: ", device.str());
-  return device.has_index() ? device.index() : 0;
-}
-
-std::string host_processor_name() {
-#if defined(__APPLE__)
-  char name[256] = {0};
-  size_t size = sizeof(name);
-  if (sysctlbyname("machdep.cpu.brand_string", name, &size, nullptr, 0) == 0) {
-    return name;
-  }
-#else
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) {
-        return line.substr(line.find_first_not_of(' ', colon + 1));
-      }
-    }
-  }
-#endif
-  return "cpu";
-}
+namespace {
 
 // Seeds cross the Python boundary as any int in [-2**63, 2**64); negatives wrap, as in torch.
 uint64_t to_seed(const py::int_& seed) {
@@ -152,6 +107,27 @@ class DeviceContext {
 
 }  // namespace
 
+c10::DeviceIndex resolve(const py::handle& arg, bool optional) {
+  if (arg.is_none()) {
+    TORCH_CHECK_VALUE(optional, "Expected a cuda device, but got: None");
+    return 0;
+  }
+  c10::Device device(c10::DeviceType::CUDA);
+  if (THPDevice_Check(arg.ptr())) {
+    device = reinterpret_cast<THPDevice*>(arg.ptr())->device;
+  } else if (py::isinstance<py::str>(arg)) {
+    device = parse_device(arg.cast<std::string>());
+  } else if (PyLong_Check(arg.ptr()) && !PyBool_Check(arg.ptr())) {
+    return check_device_index(arg.cast<int64_t>(), c10::DeviceType::CUDA);
+  } else {
+    TORCH_CHECK_TYPE(false, "Expected a torch.device, a device string or an integer index, but got ",
+                     Py_TYPE(arg.ptr())->tp_name);
+  }
+  TORCH_CHECK_VALUE(device.is_cuda() || device.type() == target().type(),
+                    "Expected a cuda device, but got: ", device.str());
+  return device.has_index() ? device.index() : 0;
+}
+
 void install_cuda_api() {
   auto cuda = py::module_::import("torch.cuda");
   auto api = py::module_::import("torchdevice._C").attr("_cuda");
@@ -187,7 +163,7 @@ void define_cuda_api(py::module_& m) {
   cuda.def("get_device_name",
            [](const py::object& device) {
              resolve(device);
-             return host_processor_name();
+             return torchdevice::host_processor_name();
            },
            py::arg("device") = py::none());
   // The target has no CUDA compute capability; (0, 0) makes capability checks fail safely.
@@ -214,6 +190,10 @@ void define_cuda_api(py::module_& m) {
     TORCH_CHECK_VALUE(py::len(states) >= 1, "set_rng_state_all expected one state per device (1)");
     set_rng_state(states[0].cast<at::Tensor>(), py::none());
   });
+  define_memory_api(cuda);
+  define_streams(cuda);
+  define_nvtx(cuda);
+  define_unsupported(cuda);
   py::class_<DeviceContext>(cuda, "device")
       .def(py::init<const py::object&>(), py::arg("device"))
       .def("__enter__", &DeviceContext::enter, py::return_value_policy::reference)

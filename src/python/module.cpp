@@ -8,9 +8,14 @@
 #include "cuda_api.h"
 #include "device.h"
 #include "errors.h"
+#include "legacy_types.h"
+#include "memory_api.h"
+#include "nvtx.h"
 #include "patch.h"
-#include "torchdevice/dispatch.h"
 #include "serialization.h"
+#include "streams.h"
+#include "unsupported.h"
+#include "torchdevice/dispatch.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
 
@@ -29,6 +34,8 @@ void uninstall_all() {
   if (cuda_hooked) {
     uninstall_cuda_api();
   }
+  uninstall_memory_api();
+  uninstall_legacy_types();
   torchdevice::uninstall();
 }
 
@@ -47,6 +54,12 @@ py::object install_all(const c10::optional<std::string>& target) {
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();
+      install_memory_api();
+      install_streams();
+      install_legacy_types();
+      install_nvtx();
+      // Last: wraps only the torch.cuda functions no hook above replaced.
+      install_unsupported();
     }
     install_amp();
     if (!redirect.empty()) {

@@ -1,0 +1,141 @@
+#include "legacy_types.h"
+
+#include <torch/csrc/Device.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include "patch.h"
+#include "torchdevice/state.h"
+
+#include <string>
+#include <unordered_map>
+
+namespace py = pybind11;
+
+namespace torchdevice::python {
+
+namespace {
+
+constexpr const char* kCudaPrefix = "torch.cuda.";
+
+struct Replaced {
+  newfunc original_new;
+  PyObject* cpu_twin;  // torch.FloatTensor for torch.cuda.FloatTensor (a strong reference)
+};
+
+// Heap-allocated and never freed: Python objects must not be released after finalisation.
+std::unordered_map<PyTypeObject*, Replaced>& replaced() {
+  static auto* map = new std::unordered_map<PyTypeObject*, Replaced>();
+  return *map;
+}
+
+PyObject* original_type_method = nullptr;
+
+// "torch.cuda.FloatTensor" -> torch.FloatTensor.
+py::object cpu_twin_of(const std::string& cuda_name) {
+  return py::module_::import("torch").attr(cuda_name.substr(std::string(kCudaPrefix).size()).c_str());
+}
+
+PyObject* to_target(PyObject* tensor) {
+  if (tensor == nullptr) {
+    return nullptr;
+  }
+  py::object result = py::reinterpret_steal<py::object>(tensor);
+  const c10::Device target = current_redirect().target();
+  if (target.type() != c10::DeviceType::CPU) {
+    result = result.attr("to")(py::reinterpret_steal<py::object>(THPDevice_New(target)));
+  }
+  return result.release().ptr();
+}
+
+// tp_new of every torch.cuda.*Tensor type: the CPU twin's constructor, then the target.
+PyObject* legacy_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  auto it = replaced().find(type);
+  if (it == replaced().end()) {
+    PyErr_Format(PyExc_TypeError, "torchdevice: %s has no legacy constructor", type->tp_name);
+    return nullptr;
+  }
+  return to_target(PyObject_Call(it->second.cpu_twin, args, kwargs));
+}
+
+// The CUDA type a .type() argument names, as the name of its CPU twin; empty if it names none.
+std::string cuda_type_name(PyObject* arg) {
+  std::string name;
+  if (PyUnicode_Check(arg)) {
+    name = PyUnicode_AsUTF8(arg);
+  } else if (PyType_Check(arg)) {
+    name = reinterpret_cast<PyTypeObject*>(arg)->tp_name;
+  }
+  return name.rfind(kCudaPrefix, 0) == 0 ? name : std::string();
+}
+
+// Tensor.type(dtype=None, non_blocking=False, **kwargs): a CUDA type name converts to the CPU
+// twin's type, then to the target. Every other call goes straight to torch's own method.
+PyObject* type_method(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
+  const Py_ssize_t count = PyTuple_GET_SIZE(args);  // (self, dtype?, ...)
+  PyObject* dtype = count >= 2 ? PyTuple_GET_ITEM(args, 1)
+                               : (kwargs != nullptr ? PyDict_GetItemString(kwargs, "dtype")
+                                                    : nullptr);
+  const std::string name = dtype != nullptr ? cuda_type_name(dtype) : std::string();
+  if (name.empty()) {
+    return PyObject_Call(original_type_method, args, kwargs);
+  }
+  try {
+    py::list items(py::reinterpret_borrow<py::tuple>(args));
+    py::dict new_kwargs = kwargs != nullptr
+                              ? py::dict(py::reinterpret_borrow<py::dict>(kwargs))
+                              : py::dict();
+    const std::string cpu_name = "torch." + name.substr(std::string(kCudaPrefix).size());
+    if (count >= 2) {
+      items[1] = py::str(cpu_name);
+    } else {
+      new_kwargs["dtype"] = py::str(cpu_name);
+    }
+    return to_target(
+        PyObject_Call(original_type_method, py::tuple(items).ptr(), new_kwargs.ptr()));
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return nullptr;
+  }
+}
+
+// PyCFunction is the generic slot type; METH_KEYWORDS tells Python the real signature.
+PyMethodDef type_method_def = {"type",
+                               reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(type_method)),
+                               METH_VARARGS | METH_KEYWORDS, nullptr};
+
+}  // namespace
+
+void install_legacy_types() {
+  auto cuda = py::module_::import("torch.cuda");
+  for (auto item : cuda.attr("__dict__").cast<py::dict>()) {
+    PyObject* value = item.second.ptr();
+    const std::string name = item.first.cast<std::string>();
+    if (!PyType_Check(value) || name.size() < 6 ||
+        name.compare(name.size() - 6, 6, "Tensor") != 0) {
+      continue;
+    }
+    auto* type = reinterpret_cast<PyTypeObject*>(value);
+    if (std::string(type->tp_name) != kCudaPrefix + name || replaced().count(type) != 0) {
+      continue;
+    }
+    py::object twin = cpu_twin_of(type->tp_name);
+    replaced()[type] = {type->tp_new, twin.release().ptr()};
+    type->tp_new = &legacy_new;
+  }
+  auto tensor = py::module_::import("torch").attr("Tensor");
+  if (original_type_method == nullptr) {
+    original_type_method = py::object(tensor.attr("type")).release().ptr();
+  }
+  auto function = py::reinterpret_steal<py::object>(PyCFunction_New(&type_method_def, nullptr));
+  patch(tensor, "type", py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr())));
+}
+
+void uninstall_legacy_types() {
+  for (auto& [type, entry] : replaced()) {
+    type->tp_new = entry.original_new;
+    Py_DECREF(entry.cpu_twin);
+  }
+  replaced().clear();
+}
+
+}  // namespace torchdevice::python

@@ -1,0 +1,348 @@
+#include "memory_api.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include "cuda_api.h"
+#include "patch.h"
+#include "torchdevice/host.h"
+#include "torchdevice/memory.h"
+
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+#include <string>
+
+namespace py = pybind11;
+
+namespace torchdevice::python {
+
+namespace {
+
+bool on_cpu() {
+  return target().type() == c10::DeviceType::CPU;
+}
+
+bool on_mps() {
+  return target().type() == c10::DeviceType::MPS;
+}
+
+const CountingAllocator& cpu_counter() {
+  const CountingAllocator* counter = cpu_memory_counter();
+  TORCH_CHECK(counter != nullptr, "torchdevice: CPU allocations are not being counted");
+  return *counter;
+}
+
+CountingAllocator& mutable_cpu_counter() {
+  CountingAllocator* counter = cpu_memory_counter();
+  TORCH_CHECK(counter != nullptr, "torchdevice: CPU allocations are not being counted");
+  return *counter;
+}
+
+[[noreturn]] void unsupported(const std::string& call, const std::string& why) {
+  TORCH_CHECK(false, "torch.cuda.", call, " is not available on the ", target().str(),
+              " target that torchdevice redirects CUDA to: ", why);
+}
+
+// A function of torch.mps (torch >= 2), or a clear error naming the call that needed it.
+py::object mps_function(const char* name, const std::string& call) {
+  auto mps = py::module_::import("torch.mps");
+  if (!py::hasattr(mps, name)) {
+    unsupported(call, std::string("this torch has no torch.mps.") + name);
+  }
+  return mps.attr(name);
+}
+
+int64_t memory_allocated(const py::object& device) {
+  resolve(device);
+  if (on_mps()) {
+    return mps_function("current_allocated_memory", "memory_allocated()")().cast<int64_t>();
+  }
+  return cpu_counter().stats().allocated_bytes;
+}
+
+int64_t max_memory_allocated(const py::object& device) {
+  resolve(device);
+  if (on_mps()) {
+    unsupported("max_memory_allocated()", "the MPS allocator keeps no peak statistic");
+  }
+  return cpu_counter().stats().peak_allocated_bytes;
+}
+
+// The CPU allocator caches nothing: every byte it holds is allocated, so reserved == allocated.
+int64_t memory_reserved(const py::object& device) {
+  resolve(device);
+  if (on_mps()) {
+    return mps_function("driver_allocated_memory", "memory_reserved()")().cast<int64_t>();
+  }
+  return cpu_counter().stats().allocated_bytes;
+}
+
+int64_t max_memory_reserved(const py::object& device) {
+  resolve(device);
+  if (on_mps()) {
+    unsupported("max_memory_reserved()", "the MPS allocator keeps no peak statistic");
+  }
+  return cpu_counter().stats().peak_allocated_bytes;
+}
+
+void reset_peak(const py::object& device) {
+  resolve(device);
+  if (on_mps()) {
+    unsupported("reset_peak_memory_stats()", "the MPS allocator keeps no peak statistic");
+  }
+  mutable_cpu_counter().reset_peak();
+}
+
+void reset_accumulated(const py::object& device) {
+  resolve(device);
+  if (on_mps()) {
+    unsupported("reset_accumulated_memory_stats()", "the MPS allocator keeps no such statistic");
+  }
+  mutable_cpu_counter().reset_accumulated();
+}
+
+// torch.cuda.memory_stats' flat keys for what is counted. Allocated, active and reserved bytes
+// coincide on the CPU: blocks are returned to the system when freed, never cached.
+py::dict memory_stats(const py::object& device) {
+  resolve(device);
+  py::dict out;
+  if (on_mps()) {
+    const auto allocated = memory_allocated(device);
+    const auto reserved = memory_reserved(device);
+    out["allocated_bytes.all.current"] = allocated;
+    out["reserved_bytes.all.current"] = reserved;
+    return out;
+  }
+  const MemoryStats s = cpu_counter().stats();
+  for (const char* kind : {"allocated_bytes", "active_bytes", "reserved_bytes"}) {
+    const std::string key(kind);
+    out[py::str(key + ".all.current")] = s.allocated_bytes;
+    out[py::str(key + ".all.peak")] = s.peak_allocated_bytes;
+    out[py::str(key + ".all.allocated")] = s.total_allocated_bytes;
+    out[py::str(key + ".all.freed")] = s.total_freed_bytes;
+  }
+  out["allocation.all.current"] = s.allocations;
+  out["allocation.all.peak"] = s.peak_allocations;
+  out["allocation.all.allocated"] = s.total_allocations;
+  out["allocation.all.freed"] = s.total_frees;
+  out["num_ooms"] = s.num_ooms;
+  return out;
+}
+
+// The same, nested as torch's memory_stats_as_nested_dict: "a.b.c" -> {"a": {"b": {"c": v}}}.
+py::dict memory_stats_nested(const py::object& device) {
+  py::dict nested;
+  for (auto item : memory_stats(device)) {
+    const std::string key = item.first.cast<std::string>();
+    py::dict level = nested;
+    size_t start = 0;
+    for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', start)) {
+      py::str part(key.substr(start, dot - start));
+      if (!level.contains(part)) {
+        level[part] = py::dict();
+      }
+      level = level[part].cast<py::dict>();
+      start = dot + 1;
+    }
+    level[py::str(key.substr(start))] = item.second;
+  }
+  return nested;
+}
+
+std::string format_bytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (std::abs(value) >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(unit == 0 ? 0 : 1) << value << " " << units[unit];
+  return out.str();
+}
+
+std::string memory_summary(const py::object& device, bool /*abbreviated*/) {
+  resolve(device);
+  std::ostringstream out;
+  out << "torchdevice memory summary: torch.cuda redirected to " << target().str() << "\n";
+  if (on_mps()) {
+    out << "  allocated: " << format_bytes(memory_allocated(device))
+        << "\n  driver allocated: " << format_bytes(memory_reserved(device)) << "\n";
+    return out.str();
+  }
+  const MemoryStats s = cpu_counter().stats();
+  out << "  CPU allocations counted since torchdevice was installed (no caching: reserved = "
+         "allocated)\n"
+      << "  allocated now:   " << format_bytes(s.allocated_bytes) << " in " << s.allocations
+      << " blocks\n"
+      << "  peak:            " << format_bytes(s.peak_allocated_bytes) << " in "
+      << s.peak_allocations << " blocks\n"
+      << "  total allocated: " << format_bytes(s.total_allocated_bytes) << " in "
+      << s.total_allocations << " blocks\n"
+      << "  total freed:     " << format_bytes(s.total_freed_bytes) << " in " << s.total_frees
+      << " blocks\n"
+      << "  limit:           "
+      << (cpu_counter().limit() < 0 ? std::string("none") : format_bytes(cpu_counter().limit()))
+      << ", out-of-memory refusals: " << s.num_ooms << "\n";
+  return out.str();
+}
+
+void empty_cache() {
+  // The CPU allocator caches nothing, so there is nothing to release.
+  if (on_mps()) {
+    mps_function("empty_cache", "empty_cache()")();
+  }
+}
+
+void set_memory_fraction(double fraction, const py::object& device) {
+  resolve(device);
+  TORCH_CHECK_VALUE(fraction >= 0 && fraction <= 1, "Invalid fraction value: ", fraction,
+                    ". Allowed range: 0~1");
+  if (on_mps()) {
+    mps_function("set_per_process_memory_fraction", "set_per_process_memory_fraction()")(fraction);
+    return;
+  }
+  const auto limit = static_cast<int64_t>(fraction * static_cast<double>(host_memory().total_bytes));
+  mutable_cpu_counter().set_limit(limit);
+}
+
+double get_memory_fraction(const py::object& device) {
+  resolve(device);
+  if (on_mps()) {
+    unsupported("get_per_process_memory_fraction()", "torch.mps does not report it");
+  }
+  const int64_t limit = cpu_counter().limit();
+  return limit < 0 ? 1.0 : static_cast<double>(limit) / static_cast<double>(host_memory().total_bytes);
+}
+
+// (free, total) bytes of the target.
+py::tuple mem_get_info(const py::object& device) {
+  resolve(device);
+  if (on_mps()) {
+    const auto total =
+        mps_function("recommended_max_memory", "mem_get_info()")().cast<int64_t>();
+    const auto used = memory_reserved(device);
+    return py::make_tuple(std::max<int64_t>(total - used, 0), total);
+  }
+  const HostMemory memory = host_memory();
+  return py::make_tuple(memory.available_bytes, memory.total_bytes);
+}
+
+// torch.cuda.get_device_properties' object, for the target. The target has no CUDA compute
+// capability: major and minor are 0, so capability checks fail safely.
+struct DeviceProperties {
+  std::string name;
+  int64_t total_memory = 0;
+  int64_t multi_processor_count = 0;
+  int major = 0;
+  int minor = 0;
+  bool is_integrated = false;
+  bool is_multi_gpu_board = false;
+};
+
+DeviceProperties device_properties(const py::object& device) {
+  resolve(device, false);
+  DeviceProperties properties;
+  properties.name = host_processor_name();
+  // On Apple silicon the GPU and CPU share the chip and its memory; the GPU's core count is not
+  // exposed through torch, so the processor count is the host's (documented).
+  properties.multi_processor_count = host_processor_count();
+  properties.total_memory = host_memory().total_bytes;
+  properties.is_integrated = on_mps();
+  if (on_mps()) {
+    auto mps = py::module_::import("torch.mps");
+    if (py::hasattr(mps, "recommended_max_memory")) {
+      properties.total_memory = mps.attr("recommended_max_memory")().cast<int64_t>();
+    }
+  }
+  return properties;
+}
+
+// Whether the target computes in bfloat16, asked of the target itself.
+bool is_bf16_supported() {
+  try {
+    const at::Tensor x = at::ones({2}, at::TensorOptions().dtype(at::kBFloat16).device(target()));
+    return (x + x).sum().item<float>() == 4.0f;
+  } catch (const c10::Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+void define_memory_api(py::module_& cuda) {
+  const auto device = py::arg("device") = py::none();
+  cuda.def("memory_allocated", &memory_allocated, device);
+  cuda.def("max_memory_allocated", &max_memory_allocated, device);
+  cuda.def("memory_reserved", &memory_reserved, device);
+  cuda.def("max_memory_reserved", &max_memory_reserved, device);
+  cuda.def("reset_peak_memory_stats", &reset_peak, device);
+  cuda.def("reset_accumulated_memory_stats", &reset_accumulated, device);
+  cuda.def("memory_stats", &memory_stats, device);
+  cuda.def("memory_stats_as_nested_dict", &memory_stats_nested, device);
+  cuda.def("memory_summary", &memory_summary, device, py::arg("abbreviated") = false);
+  cuda.def("empty_cache", &empty_cache);
+  cuda.def("set_per_process_memory_fraction", &set_memory_fraction, py::arg("fraction"), device);
+  cuda.def("get_per_process_memory_fraction", &get_memory_fraction, device);
+  cuda.def("mem_get_info", &mem_get_info, device);
+  cuda.def("get_device_properties", &device_properties, py::arg("device"));
+  cuda.def("is_bf16_supported", [](const py::args&, const py::kwargs&) { return is_bf16_supported(); });
+  // The CUDA architectures this torch was built for: none reach the target.
+  cuda.def("get_arch_list", []() { return py::list(); });
+  cuda.def("get_gencode_flags", []() { return std::string(); });
+  cuda.def("utilization", [](const py::object& device) -> int {
+    resolve(device);
+    unsupported("utilization()", "torchdevice has no measure of the target's busy time");
+  }, device);
+  py::class_<DeviceProperties>(cuda, "_CudaDeviceProperties")
+      .def_readonly("name", &DeviceProperties::name)
+      .def_readonly("total_memory", &DeviceProperties::total_memory)
+      .def_readonly("multi_processor_count", &DeviceProperties::multi_processor_count)
+      .def_readonly("major", &DeviceProperties::major)
+      .def_readonly("minor", &DeviceProperties::minor)
+      .def_readonly("is_integrated", &DeviceProperties::is_integrated)
+      .def_readonly("is_multi_gpu_board", &DeviceProperties::is_multi_gpu_board)
+      .def("__repr__", [](const DeviceProperties& p) {
+        std::ostringstream out;
+        out << "_CudaDeviceProperties(name='" << p.name << "', major=" << p.major
+            << ", minor=" << p.minor << ", total_memory=" << p.total_memory / (1024 * 1024)
+            << "MB, multi_processor_count=" << p.multi_processor_count << ")";
+        return out.str();
+      });
+}
+
+void install_memory_api() {
+  if (on_cpu()) {
+    install_cpu_memory_counter();
+  } else {
+    uninstall_cpu_memory_counter();
+  }
+  auto cuda = py::module_::import("torch.cuda");
+  auto memory = py::module_::import("torch.cuda.memory");
+  auto api = py::module_::import("torchdevice._C").attr("_cuda");
+  for (const char* name :
+       {"memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
+        "reset_peak_memory_stats", "reset_accumulated_memory_stats", "memory_stats",
+        "memory_stats_as_nested_dict", "memory_summary", "empty_cache",
+        "set_per_process_memory_fraction", "mem_get_info", "get_device_properties",
+        "get_per_process_memory_fraction", "is_bf16_supported", "get_arch_list",
+        "get_gencode_flags", "utilization"}) {
+    if (py::hasattr(cuda, name)) {
+      patch(cuda, name, api.attr(name));
+    }
+    if (py::hasattr(memory, name)) {
+      patch(memory, name, api.attr(name));
+    }
+  }
+  // torch's deprecated aliases (memory_cached, reset_max_memory_allocated, ...) stay: they warn
+  // as before and call the functions above through torch.cuda.memory's globals.
+}
+
+void uninstall_memory_api() {
+  uninstall_cpu_memory_counter();
+}
+
+}  // namespace torchdevice::python

@@ -1,0 +1,125 @@
+"""The coverage inventory: every Device-taking ATen op and every public torch.cuda name."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import torchdevice
+from torchdevice import coverage
+from conftest import REPO, requires_cuda_redirect
+
+pytestmark = requires_cuda_redirect
+
+SCHEMAS = coverage.device_schemas()
+
+# Ops that run on the CPU but not when asked for CUDA: known defects of the redirect, reported.
+# test_known_defects_still_fail keeps this list honest: a fixed op must be removed from it.
+KNOWN_DEFECTS = {
+    "aten::_sparse_bsc_tensor_unsafe": "sparse compressed layouts build a SparseCsrCUDA tensor "
+    "inside a composite op, before any dispatcher hook",
+    "aten::_sparse_bsr_tensor_unsafe": "same as _sparse_bsc_tensor_unsafe",
+    "aten::_sparse_csc_tensor_unsafe": "same as _sparse_bsc_tensor_unsafe",
+    "aten::_sparse_csr_tensor_unsafe": "same as _sparse_bsc_tensor_unsafe",
+    "aten::to.prim_Device": "the JIT's prim to() initialises CUDA itself",
+}
+
+
+def _key(schema):
+    return schema.name + ("." + schema.overload_name if schema.overload_name else "")
+
+
+def _cpu_result(schema):
+    try:
+        return coverage.run_op(schema, "cpu")
+    except Exception:  # does not run with sample arguments: listed in docs/coverage.md
+        return None
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=[str(s) for s in SCHEMAS])
+def test_device_op_lands_on_target(schema, target):
+    if _cpu_result(schema) is None:
+        status, reason = coverage.probe_op(schema)
+        assert status == "not run"
+        pytest.skip(f"cannot run with sample arguments: {reason}")
+    if not _cpu_result(schema):
+        pytest.skip("returns no tensor")
+    if _key(schema) in KNOWN_DEFECTS:
+        pytest.xfail(KNOWN_DEFECTS[_key(schema)])
+    results = coverage.run_op(schema, "cuda:0")
+    assert results and all(t.device == target for t in results)
+
+
+def test_known_defects_still_fail():
+    names = {_key(s): s for s in SCHEMAS}
+    for key in KNOWN_DEFECTS:
+        if key in names:
+            assert coverage.probe_op(names[key])[0] == "fails", key
+
+
+def test_inventory_is_the_live_torch():
+    names = {n for n, _, _ in coverage.cuda_names()}
+    assert names == {n for n in dir(torch.cuda) if not n.startswith("_")}
+    ops = {str(s) for s in SCHEMAS}
+    assert any(o.startswith("aten::zeros(") for o in ops)
+    assert all("Device" in o for o in ops)
+
+
+def test_every_cuda_name_is_classified():
+    for name, status, note in coverage.cuda_names():
+        assert status in coverage.STATUSES and note, name
+    statuses = dict((n, s) for n, s, _ in coverage.cuda_names())
+    assert statuses["memory_allocated"] == "redirected"
+    assert statuses["Stream"] == "emulated"
+    assert statuses["nvtx"] == "no-op"
+    assert statuses["FloatTensor"] == "redirected"
+    assert statuses["can_device_access_peer"] == "error"
+
+
+def test_unclassified_functions_raise_a_clear_error():
+    with pytest.raises(RuntimeError, match=r"torch.cuda.can_device_access_peer\(\) is not "
+                       r"supported on the cpu target") as info:
+        torch.cuda.can_device_access_peer(0, 0)
+    assert info.value.__cause__ is not None  # torch's own error, chained
+    # Where torch's own code works without CUDA, its answer is kept.
+    assert isinstance(torch.cuda.list_gpu_processes(), str)
+
+
+def test_nvtx_is_a_documented_no_op():
+    with torch.cuda.nvtx.range("outer"):
+        assert torch.cuda.nvtx.range_push("inner") == 1
+        assert torch.cuda.nvtx.range_pop() == 1
+    assert torch.cuda.nvtx.range_pop() == -1
+    torch.cuda.nvtx.mark("here")
+    torch.cuda.nvtx.range_end(torch.cuda.nvtx.range_start("r"))
+    assert torch.cuda.is_current_stream_capturing() is False
+    torch.cuda.set_sync_debug_mode("warn")
+    assert torch.cuda.get_sync_debug_mode() == 1
+    torch.cuda.set_sync_debug_mode(0)
+
+
+@pytest.mark.skipif(str(torchdevice.target()) != "cpu", reason="docs/coverage.md is made on CPU")
+def test_docs_coverage_is_current():
+    problem = coverage.stale(os.path.join(REPO, "docs", "coverage.md"))
+    assert problem is None, problem + ": run `python -m torchdevice coverage --write docs/coverage.md`"
+
+
+def test_command_prints_the_summary(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "python"))
+    out = tmp_path / "coverage.md"
+    result = subprocess.run(
+        [sys.executable, "-m", "torchdevice", "coverage", "--write", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"torchdevice coverage on torch {torch.__version__}" in result.stdout
+    assert f"ATen schemas with a Device argument: {len(SCHEMAS)}" in result.stdout
+    text = out.read_text()
+    assert f"<!-- torch {torch.__version__} begin -->" in text
+    check = subprocess.run(
+        [sys.executable, "-m", "torchdevice", "coverage", "--check", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert check.returncode == 0, check.stderr

@@ -1,0 +1,70 @@
+"""Legacy CUDA tensor types and storages land on the target."""
+
+import pytest
+import torch
+
+import torchdevice
+from conftest import requires_cuda_redirect, run_python
+
+pytestmark = requires_cuda_redirect
+
+LEGACY = [
+    ("FloatTensor", torch.float32),
+    ("DoubleTensor", torch.float64),
+    ("HalfTensor", torch.float16),
+    ("BFloat16Tensor", torch.bfloat16),
+    ("LongTensor", torch.int64),
+    ("IntTensor", torch.int32),
+    ("ShortTensor", torch.int16),
+    ("CharTensor", torch.int8),
+    ("ByteTensor", torch.uint8),
+    ("BoolTensor", torch.bool),
+]
+
+
+@pytest.mark.parametrize("name,dtype", LEGACY)
+def test_legacy_constructors(name, dtype, target):
+    cls = getattr(torch.cuda, name)
+    empty = cls(2, 3)
+    assert empty.shape == (2, 3) and empty.dtype == dtype and empty.device == target
+    data = cls([1, 0, 1])
+    assert data.dtype == dtype and data.device == target
+    assert data.tolist() == torch.tensor([1, 0, 1], dtype=dtype).tolist()
+
+
+def test_type_conversion_by_name_and_by_class(target):
+    x = torch.arange(4, dtype=torch.int64)
+    y = x.type("torch.cuda.FloatTensor")
+    assert y.dtype == torch.float32 and y.device == target
+    assert torch.equal(y, torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    z = x.type(torch.cuda.DoubleTensor)
+    assert z.dtype == torch.float64 and z.device == target
+    k = x.type(dtype="torch.cuda.HalfTensor")
+    assert k.dtype == torch.float16
+    # Everything else is torch's own method, unchanged.
+    assert x.type() == "torch.LongTensor"
+    assert x.type(torch.float32).dtype == torch.float32
+    assert x.type("torch.DoubleTensor").dtype == torch.float64
+    with pytest.raises((RuntimeError, ValueError)):
+        x.type("torch.cuda.NoSuchTensor")
+
+
+def test_storages_land_on_the_target(target):
+    s = torch.cuda.FloatStorage(3)
+    assert s.device == target and s.size() == 3
+    moved = torch.ones(2).storage().cuda()
+    assert moved.device == target and list(moved) == [1.0, 1.0]
+
+
+def test_uninstall_restores_torch_errors():
+    result = run_python(
+        "import torch, torchdevice\n"
+        "torchdevice.uninstall()\n"
+        "try:\n"
+        "    torch.cuda.FloatTensor(2)\n"
+        "except TypeError as e:\n"
+        "    print('TypeError', e)\n"
+        "assert torch.ones(2).type('torch.DoubleTensor').dtype == torch.float64\n"
+        "assert 'type' not in torch.Tensor.__dict__\n"
+    )
+    assert "not available" in result.stdout

@@ -1,0 +1,146 @@
+"""torch.cuda's device properties and memory statistics, answered from the target."""
+
+import os
+
+import pytest
+import torch
+
+import torchdevice
+from conftest import requires_cuda_redirect, run_python
+
+pytestmark = requires_cuda_redirect
+
+needs_cpu_target = pytest.mark.skipif(
+    torchdevice.target() is None or torchdevice.target().type != "cpu",
+    reason="the CPU target counts allocations itself",
+)
+
+
+def _meminfo(key):
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+@needs_cpu_target
+def test_device_properties_describe_the_host():
+    props = torch.cuda.get_device_properties(0)
+    assert props.total_memory == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert props.multi_processor_count == os.cpu_count()
+    with open("/proc/cpuinfo") as f:
+        names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    assert props.name == (names[0] if names else "cpu")
+    assert (props.major, props.minor) == (0, 0)
+    assert repr(props).startswith("_CudaDeviceProperties(name=")
+    assert torch.cuda.get_device_properties("cuda:0").total_memory == props.total_memory
+    with pytest.raises(ValueError, match="Expected a cuda device"):
+        torch.cuda.get_device_properties(None)
+
+
+@needs_cpu_target
+def test_mem_get_info_is_the_host_memory():
+    free, total = torch.cuda.mem_get_info()
+    assert total == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    # MemAvailable moves as other processes run; a wide band still catches a wrong source.
+    assert abs(free - _meminfo("MemAvailable")) < total // 10
+    assert 0 < free <= total
+
+
+def test_bf16_arch_list_and_utilization():
+    assert torch.cuda.is_bf16_supported() is True
+    assert torch.cuda.get_arch_list() == []
+    assert torch.cuda.get_gencode_flags() == ""
+    with pytest.raises(RuntimeError, match=r"torch.cuda.utilization\(\) is not available on the"):
+        torch.cuda.utilization()
+
+
+@needs_cpu_target
+def test_memory_allocated_counts_real_tensors():
+    before = torch.cuda.memory_allocated()
+    x = torch.empty(1000, device="cuda")  # 4000 bytes
+    assert torch.cuda.memory_allocated() - before == 4000
+    assert torch.cuda.memory_allocated("cuda:0") - before == 4000
+    y = torch.zeros(250, dtype=torch.float64, device="cuda")  # 2000 bytes
+    assert torch.cuda.memory_allocated() - before == 6000
+    del x
+    assert torch.cuda.memory_allocated() - before == 2000
+    del y
+    assert torch.cuda.memory_allocated() == before
+    # CPU memory is the target's memory: a plain CPU tensor counts too.
+    z = torch.ones(100, dtype=torch.uint8)
+    assert torch.cuda.memory_allocated() - before == 100
+    del z
+
+
+@needs_cpu_target
+def test_peak_and_reset():
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    assert torch.cuda.max_memory_allocated() == base
+    big = torch.empty(100_000, device="cuda")
+    del big
+    assert torch.cuda.max_memory_allocated() - base == 400_000
+    assert torch.cuda.max_memory_reserved() - base == 400_000
+    torch.cuda.reset_peak_memory_stats()
+    assert torch.cuda.max_memory_allocated() == torch.cuda.memory_allocated()
+    assert torch.cuda.memory_reserved() == torch.cuda.memory_allocated()
+
+
+@needs_cpu_target
+def test_memory_stats_and_summary():
+    torch.cuda.reset_accumulated_memory_stats()
+    x = torch.empty(256, device="cuda")
+    del x
+    stats = torch.cuda.memory_stats()
+    assert stats["allocated_bytes.all.current"] == torch.cuda.memory_allocated()
+    assert stats["allocated_bytes.all.allocated"] >= 1024
+    assert stats["allocated_bytes.all.freed"] >= 1024
+    assert stats["allocation.all.allocated"] >= 1
+    assert stats["reserved_bytes.all.current"] == stats["allocated_bytes.all.current"]
+    nested = torch.cuda.memory_stats_as_nested_dict()
+    assert nested["allocated_bytes"]["all"]["current"] == torch.cuda.memory_allocated()
+    summary = torch.cuda.memory_summary()
+    assert "redirected to cpu" in summary and "allocated now" in summary
+    torch.cuda.empty_cache()  # the CPU caches nothing: a no-op that must not fail
+    with pytest.warns(FutureWarning):
+        assert torch.cuda.memory_cached() == torch.cuda.memory_reserved()
+
+
+@needs_cpu_target
+def test_memory_fraction_is_enforced():
+    total = torch.cuda.get_device_properties(0).total_memory
+    with pytest.raises(ValueError, match="Invalid fraction value"):
+        torch.cuda.set_per_process_memory_fraction(1.5)
+    limit_bytes = torch.cuda.memory_allocated() + 1_000_000
+    try:
+        torch.cuda.set_per_process_memory_fraction(limit_bytes / total)
+        small = torch.empty(1000, device="cuda")
+        with pytest.raises(RuntimeError, match="out of memory"):
+            torch.empty(2_000_000, device="cuda")
+        del small
+        assert torch.cuda.memory_stats()["num_ooms"] >= 1
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    torch.empty(2_000_000, device="cuda")
+
+
+@needs_cpu_target
+def test_uninstall_restores_the_allocator_and_frees_still_count():
+    run_python(
+        "import torch, torchdevice\n"
+        "x = torch.empty(1000, device='cuda')\n"
+        "before = torch.cuda.memory_allocated\n"
+        "n = before()\n"
+        "torchdevice.uninstall()\n"
+        "assert torch.cuda.memory_allocated is not before\n"
+        "y = torch.empty(5000)\n"  # the original allocator: not counted
+        "assert before() == n, (before(), n)\n"
+        "del x\n"  # allocated by the counter, freed after uninstall
+        "assert before() == n - 4000, (before(), n)\n"
+        "torchdevice.install()\n"
+        "assert torch.cuda.memory_allocated() == n - 4000\n"
+        "z = torch.empty(10)\n"
+        "assert torch.cuda.memory_allocated() == n - 4000 + 40\n"
+    )

@@ -1,0 +1,116 @@
+"""torch.cuda streams and events on the target: one ordered queue, events timed on it."""
+
+import threading
+import time
+
+import pytest
+import torch
+
+from conftest import requires_cuda_redirect
+
+pytestmark = requires_cuda_redirect
+
+
+def test_current_and_default_stream():
+    default = torch.cuda.default_stream()
+    assert torch.cuda.current_stream() == default
+    assert torch.cuda.current_stream("cuda:0") == default
+    assert default.stream_id == 0 and default.cuda_stream == 0
+    assert default.device == torch.device("cuda")
+    s = torch.cuda.Stream()
+    assert isinstance(s, torch.cuda.Stream) and isinstance(s, torch.cuda.streams.Stream)
+    assert s != default and s == s and hash(s) == hash(s)
+    assert s != "not a stream"
+    assert torch.cuda.Stream(device="cuda:0", priority=-1).priority == -1
+    assert "torch.cuda.Stream device=" in repr(s)
+
+
+def test_stream_context_sets_and_restores_per_thread():
+    s = torch.cuda.Stream()
+    default = torch.cuda.default_stream()
+    seen = []
+    with torch.cuda.stream(s):
+        assert torch.cuda.current_stream() == s
+        t = threading.Thread(target=lambda: seen.append(torch.cuda.current_stream()))
+        t.start()
+        t.join()
+        x = torch.ones(3, device="cuda") * 2  # work inside the block runs on the target
+        assert x.device == torch.device("cuda")
+    assert seen == [default]
+    assert torch.cuda.current_stream() == default
+    with torch.cuda.stream(None):
+        assert torch.cuda.current_stream() == default
+    with s:
+        assert torch.cuda.current_stream() == s
+        with torch.cuda.StreamContext(torch.cuda.Stream()) as inner:
+            assert torch.cuda.current_stream() == inner
+        assert torch.cuda.current_stream() == s
+    assert torch.cuda.current_stream() == default
+    torch.cuda.set_stream(s)
+    assert torch.cuda.current_stream() == s
+    torch.cuda.set_stream(default)
+
+
+def test_event_times_real_work():
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    x = torch.randn(300, 300, device="cuda")
+    t0 = time.perf_counter()
+    start.record()
+    for _ in range(20):
+        x = torch.tanh(x @ x)
+    end.record()
+    wall_ms = (time.perf_counter() - t0) * 1000
+    end.synchronize()
+    ms = start.elapsed_time(end)
+    assert 0 < ms <= wall_ms
+    assert end.query() and start.query()
+    # An empty interval is shorter than one with work in it.
+    a = torch.cuda.Event(enable_timing=True)
+    b = torch.cuda.Event(enable_timing=True)
+    a.record()
+    b.record()
+    assert 0 <= a.elapsed_time(b) < ms
+
+
+def test_event_sleep_is_measured():
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record(torch.cuda.current_stream())
+    time.sleep(0.05)
+    end.record()
+    assert 50 <= start.elapsed_time(end) < 1000
+
+
+def test_event_errors_match_torch():
+    untimed = torch.cuda.Event()
+    timed = torch.cuda.Event(enable_timing=True)
+    timed.record()
+    untimed.record()
+    with pytest.raises(RuntimeError, match="enable_timing=True"):
+        timed.elapsed_time(untimed)
+    with pytest.raises(RuntimeError, match="must be recorded"):
+        timed.elapsed_time(torch.cuda.Event(enable_timing=True))
+    with pytest.raises(RuntimeError, match="no CUDA IPC"):
+        torch.cuda.Event(interprocess=True)
+    with pytest.raises(TypeError):
+        timed.record("not a stream")
+
+
+def test_record_wait_and_synchronize():
+    s1, s2 = torch.cuda.Stream(), torch.cuda.Stream()
+    with torch.cuda.stream(s1):
+        x = torch.arange(10.0, device="cuda")
+    event = s1.record_event()
+    assert isinstance(event, torch.cuda.Event) and event.query()
+    s2.wait_event(event)
+    s2.wait_stream(s1)
+    event.wait(s2)
+    with torch.cuda.stream(s2):
+        y = x * 2
+    s2.synchronize()
+    torch.cuda.synchronize()
+    assert s1.query() and s2.query()
+    assert torch.equal(y, torch.arange(0.0, 20.0, 2.0))
+    mine = torch.cuda.Event(enable_timing=True)
+    assert s1.record_event(mine) is mine
