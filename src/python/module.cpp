@@ -61,6 +61,20 @@ py::list redirected_types() {
   return names;
 }
 
+// What install() hooked, for `torchdevice info`.
+py::list intercepted() {
+  py::list hooks;
+  if (!is_installed() || current_redirect().empty()) {
+    return hooks;
+  }
+  hooks.append("dispatcher fallbacks and device guards for the redirected types");
+  hooks.append("torch.device");
+  for (const auto& name : patched_names()) {
+    hooks.append(name);
+  }
+  return hooks;
+}
+
 }  // namespace
 
 }  // namespace torchdevice::python
@@ -76,5 +90,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("is_installed", &torchdevice::is_installed);
   m.def("target", &target_device, "The torch.device requests are redirected to, or None.");
   m.def("redirected", &redirected_types, "Names of the device types being redirected.");
+  m.def("intercepted", &intercepted, "What the install hooked, in words.");
   define_cuda_api(m);
 }
