@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "torchdevice/log.h"
+#include "torchdevice/report.h"
 #include "torchdevice/state.h"
 
 #include <memory>
@@ -39,11 +40,26 @@ bool rewrite(c10::IValue& value, const Redirect& redirect) {
   return false;
 }
 
+// Counts the request for the report: the first redirected device among the arguments.
+void report_request(const c10::OperatorHandle& op, const torch::jit::Stack& stack,
+                    size_t num_arguments, const Redirect& redirect) {
+  for (size_t i = stack.size() - num_arguments; i < stack.size(); ++i) {
+    if (stack[i].isDevice() && redirect.redirects(stack[i].toDevice().type())) {
+      report::record(c10::toString(op.schema().operator_name()), stack[i].toDevice().str(),
+                     redirect.target());
+      return;
+    }
+  }
+}
+
 // Reached by every op whose dispatch key resolves to a redirected backend (no kernel exists there
 // on this build). Factories get here through BackendSelect, which derives the key from `device=`.
 void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const Redirect redirect = current_redirect();
   const auto num_arguments = op.schema().arguments().size();
+  if (report::enabled()) {
+    report_request(op, *stack, num_arguments, redirect);
+  }
   const size_t rewritten = rewrite_device_arguments(*stack, num_arguments, redirect);
   // Without a device argument to rewrite, calling again would land here again.
   TORCH_CHECK(rewritten > 0, "torchdevice: '", op.schema().operator_name(),

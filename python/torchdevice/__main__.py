@@ -12,6 +12,7 @@ at its own code, and Ctrl-C. Every Python process it starts is activated too, th
 """
 
 import atexit
+import builtins
 import importlib.machinery
 import os
 import signal
@@ -28,6 +29,8 @@ USAGE = f"""usage: {PROG} run [OPTIONS] SCRIPT [ARGS...]
 options (before SCRIPT or -m):
   --target DEVICE     where redirected requests go (cpu, mps, cuda; default: the best available)
   --log-level LEVEL   trace, debug, info, warn (default), error or off
+  --report FILE       write the redirect report there as JSON at exit (other processes of
+                      the program write FILE's name tagged .rankN or .pidN beside it)
   -h, --help          show this message"""
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "off")
@@ -60,7 +63,7 @@ def parse_run(args):
         if not arg.startswith("-") or arg == "-":
             break
         name, has_value, value = arg.partition("=")
-        if name not in ("--target", "--log-level"):
+        if name not in ("--target", "--log-level", "--report"):
             raise UsageError(f"unrecognized option '{arg}'")
         if not has_value:
             if i + 1 == len(args):
@@ -85,6 +88,10 @@ def activate_children(options):
         os.environ["TORCHDEVICE_TARGET"] = options["target"]
     if "log_level" in options:
         os.environ["TORCHDEVICE_LOG_LEVEL"] = options["log_level"]
+    if "report" in options:
+        # Absolute: the program and its children may change directory.
+        os.environ["TORCHDEVICE_REPORT"] = os.path.abspath(options["report"])
+        os.environ["TORCHDEVICE_REPORT_PID"] = str(os.getpid())
 
 
 def install(options):
@@ -94,6 +101,7 @@ def install(options):
     # options (log level included) apply, and "installed" is said at the level asked for.
     torchdevice.uninstall()
     torchdevice.install(options.get("target"))
+    torchdevice._configure_report()
 
 
 def program_frames(tb):
@@ -104,7 +112,7 @@ def program_frames(tb):
 
 def fresh_main():
     main = types.ModuleType("__main__")
-    main.__builtins__ = __builtins__
+    main.__builtins__ = builtins
     sys.modules["__main__"] = main
     return main
 
@@ -170,10 +178,10 @@ def run(args):
     except UsageError as error:
         print(f"{USAGE}\n{PROG}: error: {error}", file=sys.stderr)
         return 2
+    global _interrupted
+    atexit.register(_die_of_sigint)  # registered before the program's handlers: runs after them
     activate_children(options)
     install(options)
-    global _interrupted
-    atexit.register(_die_of_sigint)  # registered first among the program's, so it runs last
     sys.argv = [what] + program_args
     try:
         if kind == "module":

@@ -6,8 +6,10 @@
 
 #include "cuda_api.h"
 #include "device.h"
+#include "distributed.h"
 #include "errors.h"
 #include "patch.h"
+#include "report.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
 
@@ -20,6 +22,7 @@ namespace {
 void uninstall_all() {
   const bool cuda_hooked = current_redirect().redirects(c10::DeviceType::CUDA);
   restore_all();
+  uninstall_distributed();
   uninstall_device_hook();
   if (cuda_hooked) {
     uninstall_cuda_api();
@@ -42,6 +45,7 @@ py::object install_all(const c10::optional<std::string>& target) {
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();
+      install_distributed();
     }
   } catch (...) {
     uninstall_all();
@@ -92,4 +96,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("redirected", &redirected_types, "Names of the device types being redirected.");
   m.def("intercepted", &intercepted, "What the install hooked, in words.");
   define_cuda_api(m);
+  define_report(m);
 }

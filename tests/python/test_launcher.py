@@ -191,8 +191,8 @@ def test_options_reach_the_program_and_its_children(tmp_path):
     write(tmp_path / "prog.py", """\
         import subprocess, sys, torch, torchdevice
         print(torchdevice.target(), flush=True)
-        subprocess.run([sys.executable, "-c", "import torch, torchdevice; print(torchdevice.target())"],
-                       check=True)
+        code = "import torch, torchdevice; print(torchdevice.target())"
+        subprocess.run([sys.executable, "-c", code], check=True)
     """)
     launched = launch(["run", "--target=cpu", "--log-level", "info", "prog.py"], tmp_path)
     assert launched.returncode == 0, launched.stderr
