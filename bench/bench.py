@@ -43,7 +43,9 @@ def shim_zeros(*args, **kwargs):
     return _native_zeros(*args, **kwargs)
 
 
-INSTALLED, UNINSTALLED = True, False
+# The state a variant runs in: torchdevice uninstalled, installed, or installed with the redirect
+# report collecting.
+INSTALLED, UNINSTALLED, REPORTING = "installed", "uninstalled", "reporting"
 
 # (group, [(A statement, A state), (B statement, B state)] per row). Statements run in the
 # namespace made by make_namespace(); `target` there is torchdevice.target().
@@ -93,6 +95,12 @@ GROUPS = [
              ("shim_zeros(3, device='cuda')", UNINSTALLED)),
             (("torch.zeros(3)", UNINSTALLED), ("shim_zeros(3)", UNINSTALLED)),
         ],
+    ),
+    (
+        "Redirect report",
+        "A: report off, B: report on (a site already seen: one frame walk and one count per call)",
+        [((stmt, INSTALLED), (stmt, REPORTING))
+         for stmt in ("torch.zeros(3, device='cuda')", "t.cuda()", "torch.zeros(3)")],
     ),
     (
         "Noise",
@@ -161,12 +169,14 @@ def compile_loop(stmt, namespace):
     return scope["loop"]
 
 
-def set_installed(installed):
+def set_state(state):
+    installed = state != UNINSTALLED
     if installed != torchdevice.is_installed():
         if installed:
             torchdevice.install()
         else:
             torchdevice.uninstall()
+    torchdevice._C._report_enable(state == REPORTING)
 
 
 def calibrate(loop, loop_ns):
@@ -185,20 +195,20 @@ def measure(reps, loop_ns):
     for group, _, pairs in GROUPS:
         for (stmt_a, state_a), (stmt_b, state_b) in pairs:
             row = {"group": group, "case": stmt_b, "n": 0,
-                   "A": {"stmt": stmt_a, "installed": state_a, "samples": []},
-                   "B": {"stmt": stmt_b, "installed": state_b, "samples": []}}
+                   "A": {"stmt": stmt_a, "state": state_a, "samples": []},
+                   "B": {"stmt": stmt_b, "state": state_b, "samples": []}}
             rows.append(row)
             for key in "AB":
                 variants.append((row, key, compile_loop(row[key]["stmt"], namespace)))
     # Toggling the install is slow (ms) and leaves the next call of each op slow too, so a
-    # repetition toggles once: it runs every variant of one state, then every variant of the
-    # other (the states swap places each repetition), and each variant gets untimed warm-up calls.
-    by_state = [[v for v in variants if v[0][v[1]]["installed"] == state]
-                for state in (INSTALLED, UNINSTALLED)]
+    # repetition changes state as rarely as it can: it runs every variant of one state, then of
+    # the next (the order reverses each repetition), and each variant gets untimed warm-up calls.
+    by_state = [[v for v in variants if v[0][v[1]]["state"] == state]
+                for state in (INSTALLED, UNINSTALLED, REPORTING)]
 
     for row, key, loop in variants:
         if key == "A":  # A and B share N so that their loops do the same number of calls
-            set_installed(row["A"]["installed"])
+            set_state(row["A"]["state"])
             loop(10)
             row["n"] = calibrate(loop, loop_ns)
 
@@ -211,12 +221,13 @@ def measure(reps, loop_ns):
             for group in by_state if rep % 2 == 0 else by_state[::-1]:
                 shuffle(group)
                 for row, key, loop in group:
-                    set_installed(row[key]["installed"])
+                    set_state(row[key]["state"])
                     loop(5)
                     row[key]["samples"].append(loop(row["n"]) / row["n"])
     finally:
         gc.enable()
-        torchdevice.install()
+        set_state(INSTALLED)
+        torchdevice._C._report_clear()
 
     for row in rows:
         for key in "AB":

@@ -18,3 +18,8 @@ assert x.device == torchdevice.target(), x.device
 print("pip-check: installed torchdevice", torchdevice.__version__, "on torch", torch.__version__,
       "redirects", torchdevice.redirected(), "->", torchdevice.target())
 PY
+# The console script, and activation of a child from the installed package.
+"$venv/bin/torchdevice" info
+if "$venv/bin/torchdevice" run --bogus x 2>/dev/null; then exit 1; fi  # a usage error
+echo 'import subprocess, sys; subprocess.run([sys.executable, "-c", "import torch; assert torch.cuda.is_available()"], check=True); print("pip-check: console script activates children")' > "$venv/prog.py"
+"$venv/bin/torchdevice" run "$venv/prog.py"

@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include "torchdevice/log.h"
+#include "torchdevice/report.h"
 #include "torchdevice/state.h"
 
 #include <c10/core/TensorOptions.h>
@@ -79,12 +80,27 @@ decltype(auto) with_out_of_memory_as_cuda_does(const Redirect& redirect, Call&& 
   }
 }
 
+// Counts the request for the report: the first redirected device among the arguments.
+void report_request(const c10::OperatorHandle& op, const torch::jit::Stack& stack,
+                    size_t num_arguments, const Redirect& redirect) {
+  for (size_t i = stack.size() - num_arguments; i < stack.size(); ++i) {
+    if (stack[i].isDevice() && redirect.redirects(stack[i].toDevice().type())) {
+      report::record(c10::toString(op.schema().operator_name()), stack[i].toDevice().str(),
+                     redirect.target());
+      return;
+    }
+  }
+}
+
 // Reached by every op whose dispatch key resolves to a redirected backend (no kernel exists there
 // on this build). Factories get here through BackendSelect, which derives the key from `device=`.
 void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const Redirect redirect = current_redirect();
   check_still_installed(redirect, op.schema().operator_name());
   const auto num_arguments = op.schema().arguments().size();
+  if (report::enabled()) {
+    report_request(op, *stack, num_arguments, redirect);
+  }
   const size_t rewritten = rewrite_device_arguments(*stack, num_arguments, redirect);
   // Without a device argument to rewrite, calling again would land here again.
   TORCH_CHECK(rewritten > 0, "torchdevice: '", op.schema().operator_name(),
@@ -100,11 +116,13 @@ void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
 // so the signature follows the running torch.
 struct Rewrite {
   Redirect redirect;
-  bool rewrote = false;
+  c10::optional<c10::Device> requested;  // the first device rewritten, for the report
 
   c10::optional<c10::Device> operator()(c10::optional<c10::Device> device) {
     if (device.has_value() && redirect.redirects(device->type())) {
-      rewrote = true;
+      if (!requested.has_value()) {
+        requested = device;
+      }
       return redirect.target();
     }
     return device;
@@ -114,6 +132,13 @@ struct Rewrite {
     return std::forward<T>(value);
   }
 };
+
+// "aten::empty.memory_format", as the boxed path names ops in the report.
+template <class Op>
+std::string operator_name() {
+  const std::string overload = Op::overload_name;
+  return std::string(Op::name) + (overload.empty() ? "" : "." + overload);
+}
 
 template <class Op, class Schema = typename Op::schema>
 struct Unboxed;
@@ -126,9 +151,12 @@ struct Unboxed<Op, Return(Args...)> {
     // Evaluated before the call, in a braced list, so `rewrote` is final when checked.
     std::tuple<decltype(rewrite(std::forward<Args>(args)))...> rewritten{
         rewrite(std::forward<Args>(args))...};
-    TORCH_CHECK(rewrite.rewrote, "torchdevice: '", Op::name,
+    TORCH_CHECK(rewrite.requested.has_value(), "torchdevice: '", Op::name,
                 "' reached a redirected backend with no device argument to redirect (",
                 describe(rewrite.redirect), ").");
+    if (report::enabled()) {
+      report::record(operator_name<Op>(), rewrite.requested->str(), rewrite.redirect.target());
+    }
     // BackendSelect already ran for this call: go straight to the target's dense kernel.
     const auto target_key = c10::computeDispatchKey(c10::nullopt, c10::nullopt,
                                                     rewrite.redirect.target());

@@ -6,7 +6,10 @@ accelerator this machine lacks land on the best available device (MPS, then CUDA
 extension ``torchdevice._C``; this module only loads it and calls ``install``.
 """
 
+import atexit
+import json
 import os
+import sys
 
 import torch  # must precede the extension, which links against torch's libraries
 
@@ -60,7 +63,80 @@ def redirected():
     return _C.redirected()
 
 
-__all__ = ["install", "uninstall", "is_installed", "target", "redirected", "__version__"]
+def report(path=None, enable=None):
+    """The redirect report: one dict per call site of the program that asked for a redirected
+    device (file, line, function, what asked, requested, target, count).
+
+    ``enable`` turns collecting on or off (it is on when ``TORCHDEVICE_REPORT`` is set or the log
+    level is info or finer; when off it costs nothing). With ``path``, also writes the report
+    there as JSON (the schema in docs/launcher.md). Returns the report as a dict.
+    """
+    if enable is not None:
+        _C._report_enable(bool(enable))
+    document = {
+        "torchdevice": __version__,
+        "torch": torch.__version__,
+        "pid": os.getpid(),
+        "rank": _rank(),
+        "argv": list(getattr(sys, "argv", [])),
+        "target": str(target()) if is_installed() else None,
+        "sites": _C._report_entries(),
+    }
+    if path is not None:
+        with open(path, "w") as out:
+            json.dump(document, out, indent=2)
+            out.write("\n")
+    return document
+
+
+def _rank():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    rank = os.environ.get("RANK")
+    return int(rank) if rank is not None and rank.isdigit() else None
+
+
+def _report_path():
+    """TORCHDEVICE_REPORT names the first process's file; every other process of the tree
+    writes its own beside it, tagged with its rank (or its pid when it has none)."""
+    path = os.environ.get("TORCHDEVICE_REPORT")
+    if not path:
+        return None
+    if os.environ.get("TORCHDEVICE_REPORT_PID") == str(os.getpid()):
+        return path
+    rank = _rank()
+    root, extension = os.path.splitext(path)
+    return f"{root}.{'rank%d' % rank if rank is not None else 'pid%d' % os.getpid()}{extension}"
+
+
+def _report_at_exit():
+    if not _C._report_enabled():
+        return
+    _C._report_log_summary()
+    path = _report_path()
+    if path is not None:
+        report(path)
+
+
+def _configure_report():
+    """Turns the report on when asked for by the environment; called at import and again by the
+    launcher once its options are in the environment."""
+    asked = bool(os.environ.get("TORCHDEVICE_REPORT")) or os.environ.get(
+        "TORCHDEVICE_LOG_LEVEL", "").lower() in ("trace", "debug", "info")
+    if not asked:
+        return
+    if os.environ.get("TORCHDEVICE_REPORT"):
+        os.environ.setdefault("TORCHDEVICE_REPORT_PID", str(os.getpid()))
+    _C._report_enable(True)
+    # Registered again on each call: exit handlers run last-registered first, so this one then
+    # runs before those registered earlier (the launcher's, which may end the process).
+    atexit.unregister(_report_at_exit)
+    atexit.register(_report_at_exit)
+
+
+__all__ = ["install", "uninstall", "is_installed", "target", "redirected", "report",
+           "__version__"]
 
 if os.environ.get("TORCHDEVICE_DISABLE", "").lower() not in ("1", "true", "yes", "on"):
     install()
+    _configure_report()

@@ -320,7 +320,7 @@ def summary(names, ops):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m torchdevice coverage", description=__doc__)
+    parser = argparse.ArgumentParser(prog="torchdevice coverage", description=__doc__)
     parser.add_argument("--write", metavar="PATH", help="rewrite this torch's section of PATH")
     parser.add_argument("--check", metavar="PATH", help="exit 1 if PATH is stale for this torch")
     options = parser.parse_args(argv)

@@ -9,7 +9,10 @@
 
 #include "patch.h"
 #include "torchdevice/device_spec.h"
+#include "torchdevice/report.h"
 #include "torchdevice/state.h"
+
+#include <string>
 
 namespace py = pybind11;
 
@@ -34,12 +37,22 @@ PyObject* redirecting_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) 
     if (index < 0 && !PyErr_Occurred()) {
       PyErr_Format(PyExc_RuntimeError, "Device index must not be negative, got %lld", index);
     }
-    return PyErr_Occurred() ? nullptr : THPDevice_New(redirect.target());
+    if (PyErr_Occurred()) {
+      return nullptr;
+    }
+    if (report::enabled()) {
+      report::record("torch.device", "cuda:" + std::to_string(index), redirect.target());
+    }
+    return THPDevice_New(redirect.target());
   }
   PyObject* made = original_new(type, args, kwargs);
   if (made == nullptr || !THPDevice_Check(made) ||
       !redirect.redirects(reinterpret_cast<THPDevice*>(made)->device.type())) {
     return made;
+  }
+  if (report::enabled()) {
+    report::record("torch.device", reinterpret_cast<THPDevice*>(made)->device.str(),
+                   redirect.target());
   }
   Py_DECREF(made);
   return THPDevice_New(redirect.target());

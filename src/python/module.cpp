@@ -7,11 +7,13 @@
 #include "amp.h"
 #include "cuda_api.h"
 #include "device.h"
+#include "distributed.h"
 #include "errors.h"
 #include "legacy_types.h"
 #include "memory_api.h"
 #include "nvtx.h"
 #include "patch.h"
+#include "report.h"
 #include "serialization.h"
 #include "streams.h"
 #include "unsupported.h"
@@ -30,6 +32,7 @@ void uninstall_all() {
   restore_all();
   uninstall_amp();
   uninstall_serialization();
+  uninstall_distributed();
   uninstall_device_hook();
   if (cuda_hooked) {
     uninstall_cuda_api();
@@ -58,6 +61,7 @@ py::object install_all(const c10::optional<std::string>& target) {
       install_streams();
       install_legacy_types();
       install_nvtx();
+      install_distributed();
       // Last: wraps only the torch.cuda functions no hook above replaced.
       install_unsupported();
     }
@@ -83,6 +87,20 @@ py::list redirected_types() {
   return names;
 }
 
+// What install() hooked, for `torchdevice info`.
+py::list intercepted() {
+  py::list hooks;
+  if (!is_installed() || current_redirect().empty()) {
+    return hooks;
+  }
+  hooks.append("dispatcher fallbacks and device guards for the redirected types");
+  hooks.append("torch.device");
+  for (const auto& name : patched_names()) {
+    hooks.append(name);
+  }
+  return hooks;
+}
+
 }  // namespace
 
 }  // namespace torchdevice::python
@@ -100,6 +118,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("redirected", &redirected_types, "Names of the device types being redirected.");
   m.def("fast_path", &torchdevice::fast_path,
         "Ops redirected by unboxed kernels; every other op takes the boxed fallback.");
+  m.def("intercepted", &intercepted, "What the install hooked, in words.");
   define_cuda_api(m);
   define_amp(m);
+  define_report(m);
 }

@@ -62,4 +62,13 @@ void restore_all() {
   list.clear();
 }
 
+std::vector<std::string> patched_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : patches()) {
+    const char* attribute = PyModule_Check(entry.owner.ptr()) ? "__name__" : "__qualname__";
+    names.push_back(py::str(entry.owner.attr(attribute)).cast<std::string>() + "." + entry.name);
+  }
+  return names;
+}
+
 }  // namespace torchdevice::python

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <vector>
 
 namespace torchdevice::python {
 
@@ -11,5 +12,7 @@ namespace torchdevice::python {
 // Callers hold the GIL.
 void patch(pybind11::handle owner, const std::string& name, pybind11::object replacement);
 void restore_all();
+// The patched attributes in force, as "owner.name" (torchdevice info lists them).
+std::vector<std::string> patched_names();
 
 }  // namespace torchdevice::python

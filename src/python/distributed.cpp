@@ -1,0 +1,151 @@
+#include "distributed.h"
+
+#include <torch/csrc/utils/pybind.h>
+
+#include "patch.h"
+#include "torchdevice/backend.h"
+#include "torchdevice/log.h"
+#include "torchdevice/state.h"
+
+#include <string>
+
+namespace py = pybind11;
+
+namespace torchdevice::python {
+
+namespace {
+
+// The functions wrapped, held while installed.
+struct Originals {
+  py::object init_process_group;
+  py::object new_group;
+  py::object ddp_init;
+};
+
+// Heap-allocated and never freed: destroying Python references after interpreter finalisation
+// would crash at exit.
+Originals& originals() {
+  static auto* held = new Originals();
+  return *held;
+}
+
+// Calls `original` (named `function`), giving it a fallback backend where NCCL is asked for and
+// unavailable. `position` is where `backend` sits among its positional parameters.
+py::object call_with_backend(const py::object& original, const char* function, size_t position,
+                             py::args args, py::kwargs kwargs) {
+  const bool positional = args.size() > position;
+  py::object requested = py::none();
+  if (positional) {
+    requested = args[position];
+  } else if (kwargs.contains("backend")) {
+    requested = kwargs["backend"];
+  }
+  const bool nccl =
+      py::module_::import("torch.distributed").attr("is_nccl_available")().cast<bool>();
+  c10::optional<std::string> name;
+  if (!requested.is_none()) {
+    name = py::str(requested).cast<std::string>();
+  }
+  const auto replacement = fallback_backend(name, current_redirect(), nccl);
+  if (!replacement.has_value()) {
+    return original(*args, **kwargs);
+  }
+  log::info(std::string("torchdevice: ") + function + ": backend '" + name.value_or("None") +
+            "' -> '" + *replacement + "' (NCCL is not available)");
+  if (positional) {
+    py::list changed(args);
+    changed[position] = py::str(*replacement);
+    return original(*py::tuple(changed), **kwargs);
+  }
+  kwargs["backend"] = py::str(*replacement);
+  return original(*args, **kwargs);
+}
+
+bool all_on_cpu(const py::handle& module) {
+  for (const auto& parameter : module.attr("parameters")()) {
+    if (!parameter.cast<at::Tensor>().is_cpu()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// DistributedDataParallel.__init__(self, module, device_ids=None, output_device=None, ...).
+// torch rejects device_ids for CPU modules; a CUDA script's module that now lives on the CPU
+// target passes them, so they are dropped, as for a CPU module written that way.
+py::object ddp_init(py::args args, py::kwargs kwargs) {
+  py::list changed(args);
+  py::object module = py::none();
+  if (changed.size() > 1) {
+    module = changed[1];
+  } else if (kwargs.contains("module")) {
+    module = kwargs["module"];
+  }
+  if (current_redirect().target().is_cpu() && !module.is_none() && all_on_cpu(module)) {
+    bool dropped = false;
+    for (size_t position : {2, 3}) {
+      if (changed.size() > position && !changed[position].is_none()) {
+        changed[position] = py::none();
+        dropped = true;
+      }
+    }
+    for (const char* name : {"device_ids", "output_device"}) {
+      if (kwargs.contains(name) && !kwargs[name].is_none()) {
+        kwargs[name] = py::none();
+        dropped = true;
+      }
+    }
+    if (dropped) {
+      log::info("torchdevice: DistributedDataParallel: device_ids/output_device dropped for a "
+                "module on the cpu target");
+    }
+  }
+  return originals().ddp_init(*py::tuple(changed), **kwargs);
+}
+
+// A Python function bound as a method: a plain builtin would not receive `self`.
+py::object as_method(py::cpp_function function) {
+  return py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr()));
+}
+
+}  // namespace
+
+void install_distributed() {
+  auto dist = py::module_::import("torch.distributed");
+  auto& held = originals();
+  if (!dist.attr("is_available")().cast<bool>() || held.init_process_group) {
+    return;  // no distributed support built, or already installed (a retarget)
+  }
+  auto c10d = py::module_::import("torch.distributed.distributed_c10d");
+  held.init_process_group = c10d.attr("init_process_group");
+  held.new_group = c10d.attr("new_group");
+  struct Wrapped {
+    const char* name;
+    size_t backend_position;
+    const py::object* original;
+  };
+  for (const Wrapped wrapped : {Wrapped{"init_process_group", 0, &held.init_process_group},
+                                Wrapped{"new_group", 2, &held.new_group}}) {
+    py::cpp_function wrapper(
+        [wrapped](py::args args, py::kwargs kwargs) {
+          return call_with_backend(*wrapped.original, wrapped.name, wrapped.backend_position,
+                                   std::move(args), std::move(kwargs));
+        },
+        py::name(wrapped.name));
+    const char* name = wrapped.name;
+    // `from torch.distributed import init_process_group` reads the package's attribute;
+    // torch's own callers read the module's.
+    patch(c10d, name, wrapper);
+    patch(dist, name, wrapper);
+  }
+  auto ddp = py::module_::import("torch.nn.parallel").attr("DistributedDataParallel");
+  held.ddp_init = ddp.attr("__init__");
+  // pybind11 treats functions named __init__ as its own constructors: another name.
+  patch(ddp, "__init__", as_method(py::cpp_function(&ddp_init, py::name("torchdevice_ddp_init"))));
+}
+
+void uninstall_distributed() {
+  originals() = Originals();
+}
+
+}  // namespace torchdevice::python

@@ -1,0 +1,179 @@
+"""torch.distributed written for NCCL runs on gloo: in this process (one-rank groups), and in real
+two-process groups started by torch.multiprocessing.spawn and by torchrun, both through
+`torchdevice run` with scripts that never mention torchdevice."""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import torchdevice
+from conftest import requires_cuda_redirect
+
+pytestmark = [
+    requires_cuda_redirect,
+    pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed"),
+    pytest.mark.skipif(dist.is_nccl_available(), reason="NCCL is available: it is used as is"),
+]
+
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(torchdevice.__file__)))
+
+
+@pytest.fixture
+def one_rank_group():
+    """init_process_group's arguments for a one-rank group that needs no network."""
+    yield {"store": dist.HashStore(), "rank": 0, "world_size": 1}
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("call", [
+    lambda group: dist.init_process_group("nccl", **group),
+    lambda group: dist.init_process_group(backend="nccl", **group),
+    lambda group: dist.init_process_group(backend=None, **group),
+    lambda group: dist.init_process_group(**group),
+    lambda group: dist.init_process_group("cuda:nccl,cpu:gloo", **group),
+    lambda group: dist.distributed_c10d.init_process_group("NCCL", **group),
+], ids=["positional", "keyword", "None", "absent", "device-map", "c10d-module"])
+def test_nccl_requests_get_gloo(one_rank_group, call):
+    call(one_rank_group)
+    assert dist.get_backend() == "gloo"
+    tensor = torch.ones(3, device="cuda")
+    dist.all_reduce(tensor)
+    dist.barrier()
+    assert tensor.device == torchdevice.target() and tensor.tolist() == [1.0, 1.0, 1.0]
+    group = dist.new_group([0], backend="nccl")
+    assert dist.get_backend(group) == "gloo"
+
+
+def test_other_backends_and_bad_names_are_torchs_business(one_rank_group):
+    with pytest.raises((RuntimeError, ValueError), match="(?i)bogus"):
+        dist.init_process_group("bogus", **one_rank_group)
+    dist.init_process_group("gloo", **one_rank_group)
+    assert dist.get_backend() == "gloo"
+
+
+def test_uninstall_puts_torchs_functions_back(one_rank_group):
+    wrapped = dist.init_process_group
+    torchdevice.uninstall()
+    assert dist.init_process_group is dist.distributed_c10d.init_process_group
+    assert dist.init_process_group is not wrapped
+    assert "torchdevice" not in repr(DDP.__init__)
+    with pytest.raises(RuntimeError, match="(?i)nccl"):
+        dist.init_process_group("nccl", **one_rank_group)
+
+
+def test_ddp_accepts_device_ids_for_a_module_on_the_cpu_target(one_rank_group):
+    if torchdevice.target().type != "cpu":
+        pytest.skip("device_ids are dropped only for modules on the CPU target")
+    dist.init_process_group("nccl", **one_rank_group)
+    torch.cuda.set_device(0)
+    model = nn.Linear(4, 2).cuda(0)
+    ddp = DDP(model, device_ids=[0], output_device=0)
+    assert ddp.device_ids is None and ddp.module is model
+    ddp(torch.ones(2, 4, device="cuda")).sum().backward()
+    assert model.weight.grad is not None
+
+
+def test_ddp_still_rejects_what_torch_rejects(one_rank_group):
+    dist.init_process_group("gloo", **one_rank_group)
+    frozen = nn.Linear(4, 2).requires_grad_(False)
+    with pytest.raises(RuntimeError, match="(?i)require"):
+        DDP(frozen, device_ids=[0])
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# One training step loop, the same in both launch styles: each rank starts from different weights
+# and different data, so identical parameters at the end prove DDP broadcast and averaged.
+TRAIN = """
+import os, sys
+import torch, torch.distributed as dist, torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+
+def train(rank, world_size, backend, out):
+    torch.cuda.set_device(rank)
+    dist.init_process_group(backend, rank=rank, world_size=world_size)
+    assert dist.get_backend() == "gloo", dist.get_backend()
+    torch.manual_seed(rank)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1)).cuda()
+    ddp = DDP(model, device_ids=[rank], output_device=rank)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    for step in range(5):
+        x = torch.randn(16, 8, device=f"cuda:{rank}")
+        loss = (ddp(x) - x.sum(1, keepdim=True)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    total = torch.tensor([rank + 1.0], device="cuda")
+    dist.all_reduce(total)
+    dist.barrier()
+    torch.save({"params": [p.detach().cpu() for p in model.parameters()],
+                "device": str(next(model.parameters()).device), "total": total.item()},
+               os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+"""
+
+SPAWNED = TRAIN + """
+if __name__ == "__main__":
+    import torch.multiprocessing as mp
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", sys.argv[1]
+    backend = None if sys.argv[2] == "None" else sys.argv[2]
+    mp.spawn(train, args=(2, backend, sys.argv[3]), nprocs=2)
+"""
+
+TORCHRUN = TRAIN + """
+if __name__ == "__main__":
+    train(int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]), "nccl", sys.argv[1])
+"""
+
+
+def launch(args, cwd):
+    env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT)
+    for name in ("TORCHDEVICE_ACTIVATE", "TORCHDEVICE_TARGET", "TORCHDEVICE_DISABLE"):
+        env.pop(name, None)
+    return subprocess.run([sys.executable, "-m", "torchdevice", "run", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def check_ranks_agree(out):
+    ranks = [torch.load(os.path.join(out, f"rank{rank}.pt")) for rank in (0, 1)]
+    for rank in ranks:
+        assert rank["device"] == str(torchdevice.target())
+        assert rank["total"] == 3.0  # 1 + 2, summed across the ranks
+    for mine, theirs in zip(ranks[0]["params"], ranks[1]["params"]):
+        assert torch.equal(mine, theirs)
+    torch.manual_seed(0)
+    untrained = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    assert not torch.equal(untrained[0].weight, ranks[0]["params"][0])  # it did train
+
+
+@pytest.mark.parametrize("backend", ["nccl", "None", "cuda:nccl,cpu:gloo"])
+def test_ddp_training_under_multiprocessing_spawn(tmp_path, backend):
+    (tmp_path / "train.py").write_text(SPAWNED)
+    launched = launch(["train.py", str(free_port()), backend, str(tmp_path)], tmp_path)
+    assert launched.returncode == 0, launched.stderr
+    check_ranks_agree(str(tmp_path))
+
+
+def test_ddp_training_under_torchrun(tmp_path):
+    (tmp_path / "train.py").write_text(TORCHRUN)
+    # torch 1.13's torchrun fails on Python 3.11 unless it redirects the workers' output.
+    launched = launch(["-m", "torch.distributed.run", "--nproc_per_node=2",
+                       "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+                       "--redirects=1", "--tee=1", f"--log_dir={tmp_path / 'logs'}",
+                       "train.py", str(tmp_path)], tmp_path)
+    assert launched.returncode == 0, launched.stderr + launched.stdout
+    check_ranks_agree(str(tmp_path))
