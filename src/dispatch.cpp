@@ -146,7 +146,7 @@ struct Unboxed;
 template <class Op, class Return, class... Args>
 struct Unboxed<Op, Return(Args...)> {
   static Return call(Args... args) {
-    Rewrite rewrite{current_redirect()};
+    Rewrite rewrite{current_redirect(), c10::nullopt};
     check_still_installed(rewrite.redirect, Op::name);
     // Evaluated before the call, in a braced list, so `rewrote` is final when checked.
     std::tuple<decltype(rewrite(std::forward<Args>(args)))...> rewritten{
