@@ -220,6 +220,23 @@ py::object scale_any(const py::object& scaler, const py::handle& value,
   return scaled.attr("__iter__")();
 }
 
+PyObject* original_update = nullptr;
+
+// GradScaler.update(self, new_scale=None): 1.13 asserts a tensor new_scale is a
+// torch.cuda.FloatTensor. One that meets the same conditions on the target is passed on as its
+// float value, which update() fills in exactly; anything else meets torch's own assertion.
+py::object update(const py::object& self, const py::object& new_scale) {
+  py::object value = new_scale;
+  if (THPVariable_Check(new_scale.ptr())) {
+    const at::Tensor& tensor = THPVariable_Unpack(new_scale.ptr());
+    if (tensor.numel() == 1 && !tensor.requires_grad() &&
+        tensor.scalar_type() == at::kFloat && tensor.device() == current_redirect().target()) {
+      value = py::float_(tensor.item<float>());
+    }
+  }
+  return py::reinterpret_borrow<py::object>(original_update)(self, value);
+}
+
 // GradScaler.scale(self, outputs)
 py::object scale(const py::object& self, const py::object& outputs) {
   if (!py::bool_(self.attr("_enabled"))) {
@@ -256,7 +273,13 @@ void install_amp() {
   auto module = py::module_::import("torch.cuda.amp.grad_scaler");
   patch(module, "_MultiDeviceReplicator",
         py::module_::import("torchdevice._C").attr("_amp").attr("Replicator"));
-  patch(module.attr("GradScaler"), "scale", as_method(py::cpp_function(&scale)));
+  auto scaler = module.attr("GradScaler");
+  patch(scaler, "scale", as_method(py::cpp_function(&scale)));
+  if (original_update == nullptr) {
+    original_update = py::object(scaler.attr("update")).release().ptr();
+  }
+  patch(scaler, "update",
+        as_method(py::cpp_function(&update, py::arg("self"), py::arg("new_scale") = py::none())));
 #endif
 }
 

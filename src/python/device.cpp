@@ -102,8 +102,10 @@ PyObject* cuda_with_index(PyObject* /*unused*/, PyObject* args, PyObject* kwargs
   return PyObject_Call(original_cuda_method, new_args.ptr(), new_kwargs.ptr());
 }
 
-PyMethodDef cuda_with_index_def = {"cuda", reinterpret_cast<PyCFunction>(cuda_with_index),
-                                   METH_VARARGS | METH_KEYWORDS, nullptr};
+// PyCFunction is the generic slot type; METH_KEYWORDS tells Python the real signature.
+PyMethodDef cuda_with_index_def = {
+    "cuda", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cuda_with_index)),
+    METH_VARARGS | METH_KEYWORDS, nullptr};
 #endif
 
 }  // namespace

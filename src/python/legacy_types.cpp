@@ -98,10 +98,35 @@ PyObject* type_method(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
   }
 }
 
+PyObject* original_set_default_tensor_type = nullptr;
+
+// torch.set_default_tensor_type(t): a CUDA type becomes its CPU twin where the target is the CPU.
+// Another target has no legacy type to stand for it, so the call says what to write instead.
+PyObject* set_default_tensor_type(PyObject* /*unused*/, PyObject* type) {
+  const std::string name = cuda_type_name(type);
+  if (name.empty()) {
+    return PyObject_CallOneArg(original_set_default_tensor_type, type);
+  }
+  const c10::Device target = current_redirect().target();
+  if (target.type() != c10::DeviceType::CPU) {
+    PyErr_Format(PyExc_TypeError,
+                 "torch.set_default_tensor_type(%s): torchdevice redirects CUDA to %s, which has "
+                 "no legacy tensor types. Use torch.set_default_device('cuda') and "
+                 "torch.set_default_dtype(...) instead.",
+                 name.c_str(), target.str().c_str());
+    return nullptr;
+  }
+  py::str cpu_name("torch." + name.substr(std::string(kCudaPrefix).size()));
+  return PyObject_CallOneArg(original_set_default_tensor_type, cpu_name.ptr());
+}
+
 // PyCFunction is the generic slot type; METH_KEYWORDS tells Python the real signature.
 PyMethodDef type_method_def = {"type",
                                reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(type_method)),
                                METH_VARARGS | METH_KEYWORDS, nullptr};
+
+PyMethodDef set_default_tensor_type_def = {"set_default_tensor_type", &set_default_tensor_type,
+                                            METH_O, nullptr};
 
 }  // namespace
 
@@ -128,6 +153,14 @@ void install_legacy_types() {
   }
   auto function = py::reinterpret_steal<py::object>(PyCFunction_New(&type_method_def, nullptr));
   patch(tensor, "type", py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr())));
+
+  auto torch = py::module_::import("torch");
+  if (original_set_default_tensor_type == nullptr) {
+    original_set_default_tensor_type =
+        py::object(torch.attr("set_default_tensor_type")).release().ptr();
+  }
+  patch(torch, "set_default_tensor_type",
+        py::reinterpret_steal<py::object>(PyCFunction_New(&set_default_tensor_type_def, nullptr)));
 }
 
 void uninstall_legacy_types() {

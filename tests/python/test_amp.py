@@ -222,3 +222,19 @@ def test_disabled_scaler_is_the_identity(name, make):
     scaler = make_scaler(name, make, enabled=False)
     loss = torch.ones(1, device="cuda")
     assert scaler.scale(loss) is loss
+
+
+@SCALERS
+def test_grad_scaler_takes_a_new_scale_as_cuda_code_writes_it(name, make, target):
+    scaler = make_scaler(name, make, init_scale=8.0)
+    weight = torch.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    one_step(scaler, weight, torch.ones(2, device="cuda"))
+    scaler.update(new_scale=torch.cuda.FloatTensor([3.0]))
+    assert scaler.get_scale() == 3.0
+    scaler.update(new_scale=0.5)
+    assert scaler.get_scale() == 0.5
+    # torch's own conditions on a tensor scale still hold: one element, no grad.
+    with pytest.raises(AssertionError, match="new_scale should be"):
+        scaler.update(new_scale=torch.tensor([1.0, 2.0], device="cuda"))
+    with pytest.raises(AssertionError, match="new_scale should be"):
+        scaler.update(new_scale=torch.ones(1, device="cuda", requires_grad=True))

@@ -25,6 +25,13 @@ KNOWN_DEFECTS = {
     "aten::_sparse_csr_tensor_unsafe": "same as _sparse_bsc_tensor_unsafe",
     "aten::to.prim_Device": "the JIT's prim to() initialises CUDA itself",
 }
+# torch >= 2's public sparse compressed constructors run with the sample arguments and fail the
+# same way; on 1.13 they do not run at all ("not run").
+KNOWN_DEFECTS.update({
+    f"aten::sparse_{layout}_tensor.{indices}_value_size": "same as _sparse_bsc_tensor_unsafe"
+    for layout, indices in [("bsc", "ccol_row"), ("bsr", "crow_col"), ("csc", "ccol_row"),
+                            ("csr", "crow_col")]
+})
 
 
 def _key(schema):
@@ -56,7 +63,7 @@ def test_known_defects_still_fail():
     names = {_key(s): s for s in SCHEMAS}
     for key in KNOWN_DEFECTS:
         if key in names:
-            assert coverage.probe_op(names[key])[0] == "fails", key
+            assert coverage.probe_op(names[key])[0] in ("fails", "not run"), key
 
 
 def test_inventory_is_the_live_torch():

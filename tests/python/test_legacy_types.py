@@ -49,6 +49,7 @@ def test_type_conversion_by_name_and_by_class(target):
         x.type("torch.cuda.NoSuchTensor")
 
 
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated:UserWarning")
 def test_storages_land_on_the_target(target):
     s = torch.cuda.FloatStorage(3)
     assert s.device == target and s.size() == 3
@@ -68,3 +69,20 @@ def test_uninstall_restores_torch_errors():
         "assert 'type' not in torch.Tensor.__dict__\n"
     )
     assert "not available" in result.stdout
+
+
+@pytest.mark.filterwarnings("ignore:torch.set_default_tensor_type\\(\\) is deprecated")
+@pytest.mark.parametrize("spelling", ["type", "name"])
+def test_default_tensor_type_cuda_lands_on_the_target(spelling, target):
+    cuda_type = torch.cuda.DoubleTensor if spelling == "type" else "torch.cuda.DoubleTensor"
+    if target.type != "cpu":
+        with pytest.raises(TypeError, match="set_default_device"):
+            torch.set_default_tensor_type(cuda_type)
+        return
+    try:
+        torch.set_default_tensor_type(cuda_type)
+        made = torch.zeros(2)
+        assert made.dtype == torch.float64 and made.device == target
+    finally:
+        torch.set_default_tensor_type(torch.FloatTensor)
+    assert torch.zeros(2).dtype == torch.float32
