@@ -229,7 +229,10 @@ def test_grad_scaler_takes_a_new_scale_as_cuda_code_writes_it(name, make, target
     scaler = make_scaler(name, make, init_scale=8.0)
     weight = torch.tensor([1.0, 2.0], device="cuda", requires_grad=True)
     one_step(scaler, weight, torch.ones(2, device="cuda"))
-    scaler.update(new_scale=torch.cuda.FloatTensor([3.0]))
+    # 1.13's docs ask for a torch.cuda.FloatTensor of one element; torch 2 copies the new scale
+    # into its 0-dim scale, which only a 0-dim tensor fits (on CUDA as well).
+    scaler.update(new_scale=torch.tensor(3.0, device="cuda") if TORCH2
+                  else torch.cuda.FloatTensor([3.0]))
     assert scaler.get_scale() == 3.0
     scaler.update(new_scale=0.5)
     assert scaler.get_scale() == 0.5

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 
 import pytest
 import torch
@@ -56,7 +57,8 @@ def test_nccl_requests_get_gloo(one_rank_group, call):
 # torch >= 2 warns, with or without torchdevice, before it rejects these.
 @pytest.mark.filterwarnings("ignore:Device capability of bogus unknown:UserWarning")
 def test_other_backends_and_bad_names_are_torchs_business(one_rank_group):
-    with pytest.raises((RuntimeError, ValueError), match="(?i)bogus"):
+    # torch 1.13 raises RuntimeError/ValueError, torch 2.14 AssertionError: whatever torch raises.
+    with pytest.raises((RuntimeError, ValueError, AssertionError), match="(?i)bogus"):
         dist.init_process_group("bogus", **one_rank_group)
     dist.init_process_group("gloo", **one_rank_group)
     assert dist.get_backend() == "gloo"
@@ -173,7 +175,21 @@ def test_ddp_training_under_multiprocessing_spawn(tmp_path, backend):
     check_ranks_agree(str(tmp_path))
 
 
+def tcp_store_problem():
+    """Why torch itself cannot open a TCPStore with its defaults here, or None. torchrun's
+    rendezvous opens one that way: Debian's torch 2.x asks for libuv, which it was built without,
+    and USE_LIBUV=0 does not reach that call, so torchrun fails there with or without torchdevice."""
+    try:
+        dist.TCPStore("127.0.0.1", free_port(), 1, True, timedelta(seconds=10))
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
 def test_ddp_training_under_torchrun(tmp_path):
+    problem = tcp_store_problem()
+    if problem is not None:
+        pytest.skip(f"torchrun cannot start on this torch: {problem}")
     (tmp_path / "train.py").write_text(TORCHRUN)
     # torch 1.13's torchrun fails on Python 3.11 unless it redirects the workers' output.
     launched = launch(["-m", "torch.distributed.run", "--nproc_per_node=2",
