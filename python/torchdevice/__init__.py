@@ -10,8 +10,26 @@ import atexit
 import json
 import os
 import sys
+import warnings
 
-import torch  # must precede the extension, which links against torch's libraries
+
+def _mps_fallback_switch():
+    """``TORCHDEVICE_MPS_FALLBACK=1``: ops MPS lacks run on the CPU instead of raising. That is
+    torch's own switch, ``PYTORCH_ENABLE_MPS_FALLBACK``, which torch reads once, as it loads."""
+    if os.environ.get("TORCHDEVICE_MPS_FALLBACK", "").lower() not in ("1", "true", "yes", "on"):
+        return
+    if "torch" in sys.modules and "PYTORCH_ENABLE_MPS_FALLBACK" not in os.environ:
+        warnings.warn(
+            "TORCHDEVICE_MPS_FALLBACK=1 has no effect: torch was imported before torchdevice and "
+            "reads PYTORCH_ENABLE_MPS_FALLBACK only as it loads. Import torchdevice first, or run "
+            "the program with `torchdevice run`.", RuntimeWarning, stacklevel=3)
+        return
+    os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
+
+_mps_fallback_switch()
+
+import torch  # noqa: E402 - must precede the extension, which links against torch's libraries
 
 __version__ = "0.1.0"
 

@@ -89,6 +89,9 @@ def classify_cuda_name(name, value):
         if issubclass(value, BaseException):
             return "torch's own", "exception type"
         return "torch's own", "class, unchanged"
+    if name == "default_generators" and value and all(
+            getattr(g, "device", None) == torchdevice.target() for g in value):
+        return "redirected", "(the target's default generator,), the one manual_seed seeds"
     module = getattr(value, "__module__", None) or ""
     if not module.startswith("torch"):
         return "not API", f"an import torch.cuda makes ({module or type(value).__name__})"

@@ -9,6 +9,7 @@
 #include "device.h"
 #include "distributed.h"
 #include "errors.h"
+#include "generator.h"
 #include "legacy_types.h"
 #include "memory_api.h"
 #include "nvtx.h"
@@ -33,6 +34,7 @@ void uninstall_all() {
   uninstall_amp();
   uninstall_serialization();
   uninstall_distributed();
+  uninstall_generator_hook();
   uninstall_device_hook();
   if (cuda_hooked) {
     uninstall_cuda_api();
@@ -57,6 +59,7 @@ py::object install_all(const c10::optional<std::string>& target) {
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();
+      install_generator_hook();
       install_memory_api();
       install_streams();
       install_legacy_types();

@@ -75,6 +75,36 @@ def test_seeding_for_cuda_is_reproducible_on_the_target():
     assert torch.cuda.initial_seed() == 2**64 - 1
 
 
+@pytest.mark.parametrize("make", [
+    lambda: torch.Generator(device="cuda"),
+    lambda: torch.Generator("cuda:1"),
+    lambda: torch.Generator(device=torch.device("cuda", 0)),
+], ids=["keyword", "positional-index", "torch.device"])
+def test_cuda_generators_draw_on_the_target(make, target):
+    generator = make()
+    assert generator.device == target
+    generator.manual_seed(5)
+    first = torch.randn(4, device="cuda", generator=generator)
+    generator.manual_seed(5)
+    assert torch.equal(first, torch.randn(4, device="cuda", generator=generator))
+    assert first.device == target
+
+
+def test_generator_keeps_torchs_own_answers_for_the_rest():
+    assert torch.Generator().device == torch.device("cpu")
+    assert torch.Generator(device="cpu").device == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="cuda:x"):  # torch's own message for a bad spelling
+        torch.Generator(device="cuda:x")
+
+
+def test_default_generators_hold_the_one_cuda_seeding_seeds(target):
+    (generator,) = torch.cuda.default_generators
+    assert generator.device == target
+    torch.cuda.manual_seed(11)
+    assert generator.initial_seed() == 11
+    assert torch.cuda.seed() is None and generator.initial_seed() == torch.cuda.initial_seed()
+
+
 def test_rng_state_round_trips():
     torch.cuda.manual_seed(7)
     state = torch.cuda.get_rng_state()
@@ -92,7 +122,7 @@ def test_uninstall_puts_every_original_back():
     torchdevice.uninstall()
     names = [n for n in dir(torch.cuda) if not n.startswith("__")]
     originals = {name: getattr(torch.cuda, name) for name in names}
-    device_new = torch.device.__new__
+    device_new, generator_new = torch.device.__new__, torch.Generator.__new__
     torchdevice.install()
     assert torch.cuda.is_available is not originals["is_available"]
     torchdevice.uninstall()
@@ -100,7 +130,10 @@ def test_uninstall_puts_every_original_back():
     for name in names:
         assert getattr(torch.cuda, name) is originals[name], name
     assert torch.device.__new__ == device_new
+    assert torch.Generator.__new__ == generator_new
     assert torch.device("cuda").type == "cuda"
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.Generator(device="cuda")
 
 
 @pytest.mark.skipif(torch.backends.cuda.is_built(), reason="needs a torch built without CUDA")

@@ -1,5 +1,9 @@
 """Errors user code written for CUDA catches."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -28,3 +32,34 @@ def test_out_of_memory_that_is_not_redirected_is_unchanged():
     with pytest.raises(RuntimeError) as raised:
         torch.empty(HUGE)
     assert type(raised.value) is RuntimeError
+
+
+ASK_TORCH = "import os, torchdevice; print(os.environ.get('PYTORCH_ENABLE_MPS_FALLBACK'))"
+
+
+def mps_fallback_in_child(code, **env):
+    """Runs `code` with only the given MPS fallback variables set; returns the process."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("TORCHDEVICE_MPS_FALLBACK", "PYTORCH_ENABLE_MPS_FALLBACK")}
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+                          capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_mps_fallback_switch_reaches_torch_before_it_loads():
+    assert mps_fallback_in_child(ASK_TORCH, TORCHDEVICE_MPS_FALLBACK="1").stdout.split() == ["1"]
+    assert mps_fallback_in_child(ASK_TORCH).stdout.split() == ["None"]  # off unless asked
+    # torch's own variable, when the user set it, wins.
+    ran = mps_fallback_in_child(ASK_TORCH, TORCHDEVICE_MPS_FALLBACK="1",
+                                PYTORCH_ENABLE_MPS_FALLBACK="0")
+    assert ran.stdout.split() == ["0"]
+
+
+def test_mps_fallback_switch_after_torch_says_it_comes_too_late():
+    ran = mps_fallback_in_child("import warnings; warnings.simplefilter('error')\n"
+                                "import torch\n"
+                                "try:\n"
+                                "    import torchdevice\n"
+                                "except RuntimeWarning as warning:\n"
+                                "    print('warned:', warning)\n",
+                                TORCHDEVICE_MPS_FALLBACK="1")
+    assert "warned: TORCHDEVICE_MPS_FALLBACK=1 has no effect" in ran.stdout
