@@ -6,6 +6,7 @@
 #include "torchdevice/dispatch.h"
 #include "torchdevice/guard.h"
 #include "torchdevice/log.h"
+#include "torchdevice/missing_ops.h"
 #include "torchdevice/pinning.h"
 
 #include <atomic>
@@ -49,6 +50,7 @@ Redirect install(const Availability& available, const c10::optional<std::string>
         live_redirect.store(redirect.pack());
         register_amp_kernels(redirect);
         register_pinning(redirect);
+        register_missing_ops(redirect);
         log::info("torchdevice: retargeted: " + describe(redirect));
       }
       return redirect;
@@ -58,6 +60,7 @@ Redirect install(const Availability& available, const c10::optional<std::string>
     deregister_guards();
     deregister_amp_kernels();
     deregister_pinning();
+    deregister_missing_ops();
   }
 
   live_redirect.store(redirect.pack());
@@ -65,6 +68,7 @@ Redirect install(const Availability& available, const c10::optional<std::string>
   register_fallbacks(redirect);
   register_amp_kernels(redirect);
   register_pinning(redirect);
+  register_missing_ops(redirect);
   installed.store(true);
   log::info("torchdevice: installed: " + describe(redirect));
   return redirect;
@@ -79,6 +83,7 @@ void uninstall() {
   deregister_guards();
   deregister_amp_kernels();
   deregister_pinning();
+  deregister_missing_ops();
   live_redirect.store(Redirect().pack());
   installed.store(false);
   log::info("torchdevice: uninstalled");

@@ -19,6 +19,7 @@
 #include "streams.h"
 #include "unsupported.h"
 #include "torchdevice/dispatch.h"
+#include "torchdevice/missing_ops.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
 
@@ -98,6 +99,11 @@ py::list intercepted() {
   }
   hooks.append("dispatcher fallbacks and device guards for the redirected types");
   hooks.append("torch.device");
+  const auto missing = missing_ops();
+  if (!missing.empty()) {
+    hooks.append("a CUDA-only error on the target for " + std::to_string(missing.size()) +
+                 " cuDNN/MIOpen/fused CUDA ops");
+  }
   for (const auto& name : patched_names()) {
     hooks.append(name);
   }

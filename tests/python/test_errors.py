@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+import torchdevice
 from conftest import requires_cuda_redirect
 
 OutOfMemoryError = getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
@@ -32,6 +33,30 @@ def test_out_of_memory_that_is_not_redirected_is_unchanged():
     with pytest.raises(RuntimeError) as raised:
         torch.empty(HUGE)
     assert type(raised.value) is RuntimeError
+
+
+@requires_cuda_redirect
+@pytest.mark.parametrize("call", [
+    lambda: torch.batch_norm_stats(torch.ones(2, 3, device="cuda"), 1e-5),
+    lambda: torch._fused_dropout(torch.ones(4, device="cuda"), 0.5),
+], ids=["batch_norm_stats", "_fused_dropout"])
+def test_cuda_only_op_names_itself_the_target_and_what_to_use(call, target):
+    with pytest.raises(NotImplementedError) as info:
+        call()
+    message = str(info.value)
+    assert "exists only for CUDA" in message and f"-> {target.type}" in message
+    assert "use the portable equivalent" in message
+
+
+@requires_cuda_redirect
+def test_cuda_only_op_error_goes_with_uninstall():
+    torchdevice.uninstall()
+    try:
+        with pytest.raises((NotImplementedError, RuntimeError)) as info:
+            torch.batch_norm_stats(torch.ones(2, 3), 1e-5)
+        assert "exists only for CUDA" not in str(info.value)
+    finally:
+        torchdevice.install()
 
 
 ASK_TORCH = "import os, torchdevice; print(os.environ.get('PYTORCH_ENABLE_MPS_FALLBACK'))"
