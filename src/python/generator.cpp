@@ -24,8 +24,9 @@ PyObject* redirecting_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) 
   PyObject* device = positional ? PyTuple_GET_ITEM(args, 0)
                                 : (kwargs != nullptr ? PyDict_GetItemString(kwargs, "device")
                                                      : nullptr);
-  if (device == nullptr || !(PyUnicode_Check(device) || PyLong_Check(device)) ||
-      current_redirect().empty()) {
+  const bool spelled = device != nullptr && (PyUnicode_Check(device) ||
+                                             (PyLong_Check(device) && !PyBool_Check(device)));
+  if (!spelled || current_redirect().empty()) {
     return original_new(type, args, kwargs);
   }
   try {

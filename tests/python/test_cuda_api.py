@@ -79,7 +79,8 @@ def test_seeding_for_cuda_is_reproducible_on_the_target():
     lambda: torch.Generator(device="cuda"),
     lambda: torch.Generator("cuda:1"),
     lambda: torch.Generator(device=torch.device("cuda", 0)),
-], ids=["keyword", "positional-index", "torch.device"])
+    lambda: torch.Generator(device=0),
+], ids=["keyword", "positional-index", "torch.device", "bare-index"])
 def test_cuda_generators_draw_on_the_target(make, target):
     generator = make()
     assert generator.device == target
