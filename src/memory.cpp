@@ -1,23 +1,34 @@
 #include "torchdevice/memory.h"
 
 #include <c10/core/CPUAllocator.h>
+#include <c10/core/alignment.h>
 #include <c10/util/Exception.h>
 
 #include "torchdevice/log.h"
 
-#include <memory>
 #include <mutex>
+#include <new>
 
 namespace torchdevice {
 
 namespace {
 
-// What a counted DataPtr carries: the wrapped allocator's own DataPtr (freed with it) and the size.
-struct Counted {
-  c10::DataPtr inner;
+// Each counted block starts with this header, written in front of the caller's bytes: the caller
+// gets `base + kHeader`, the DataPtr's context is that same pointer (as torch's copy-on-write
+// clones and raw_allocate require), and the deleter finds the header from it. No allocation of
+// its own per block: a context on the heap cost as much as the counting.
+struct Header {
   size_t size;
   CountingAllocator* owner;
+  void* inner_context;
+  c10::DeleterFnPtr inner_deleter;
 };
+// Keeps the caller's bytes aligned as the wrapped allocator aligned the block.
+constexpr size_t kHeader = (sizeof(Header) + c10::gAlignment - 1) / c10::gAlignment * c10::gAlignment;
+
+Header* header_of(void* data) {
+  return reinterpret_cast<Header*>(static_cast<char*>(data) - kHeader);
+}
 
 void raise_peak(std::atomic<int64_t>& peak, int64_t value) {
   int64_t seen = peak.load(std::memory_order_relaxed);
@@ -37,31 +48,36 @@ CountingAllocator::CountingAllocator(c10::Allocator* inner) : inner_(inner) {
 }
 
 c10::DataPtr CountingAllocator::allocate(size_t n) TORCHDEVICE_ALLOCATE_CONST {
+  if (n == 0) {
+    // Like CUDA's allocator, an empty allocation is no allocation: nothing to count or free.
+    const c10::Device device = inner_->allocate(0).device();
+    return c10::DataPtr(nullptr, nullptr, &CountingAllocator::release, device);
+  }
   const auto size = static_cast<int64_t>(n);
   const int64_t cap = limit_.load(std::memory_order_relaxed);
-  const int64_t live = allocated_.fetch_add(size, std::memory_order_relaxed) + size;
-  if (cap >= 0 && live > cap) {
-    allocated_.fetch_sub(size, std::memory_order_relaxed);
-    num_ooms_.fetch_add(1, std::memory_order_relaxed);
-    TORCH_CHECK_WITH(OutOfMemoryError, false, "torchdevice: out of memory: tried to allocate ",
-                     n, " bytes with ", live - size, " bytes allocated, above the limit of ", cap,
-                     " bytes set by torch.cuda.set_per_process_memory_fraction");
+  if (cap >= 0) {
+    const int64_t live = live_bytes_.load(std::memory_order_relaxed);
+    if (live + size > cap) {
+      num_ooms_.fetch_add(1, std::memory_order_relaxed);
+      TORCH_CHECK_WITH(OutOfMemoryError, false, "torchdevice: out of memory: tried to allocate ",
+                       n, " bytes with ", live, " bytes allocated, above the limit of ", cap,
+                       " bytes set by torch.cuda.set_per_process_memory_fraction");
+    }
   }
-  c10::DataPtr inner;
-  try {
-    inner = inner_->allocate(n);
-  } catch (...) {
-    allocated_.fetch_sub(size, std::memory_order_relaxed);
-    throw;
-  }
+  c10::DataPtr inner = inner_->allocate(n + kHeader);  // counted only once it succeeded
   const c10::Device device = inner.device();
-  void* data = inner.get();
-  auto* context = new Counted{std::move(inner), n, const_cast<CountingAllocator*>(this)};
-  raise_peak(peak_allocated_, live);
-  raise_peak(peak_allocations_, allocations_.fetch_add(1, std::memory_order_relaxed) + 1);
-  total_allocated_.fetch_add(size, std::memory_order_relaxed);
-  total_allocations_.fetch_add(1, std::memory_order_relaxed);
-  return c10::DataPtr(data, context, &CountingAllocator::release, device);
+  char* base = static_cast<char*>(inner.get());
+  const c10::DeleterFnPtr inner_deleter = inner.get_deleter();
+  void* inner_context = inner.move_context().release();
+  new (base) Header{n, const_cast<CountingAllocator*>(this), inner_context, inner_deleter};
+  raise_peak(peak_bytes_, live_bytes_.fetch_add(size, std::memory_order_relaxed) + size);
+  raise_peak(peak_allocations_, live_allocations_.fetch_add(1, std::memory_order_relaxed) + 1);
+  void* data = base + kHeader;
+  return c10::DataPtr(data, data, &CountingAllocator::release, device);
+}
+
+c10::DeleterFnPtr CountingAllocator::raw_deleter() const {
+  return &CountingAllocator::release;
 }
 
 #if TORCH_VERSION_MAJOR >= 2
@@ -70,45 +86,57 @@ void CountingAllocator::copy_data(void* dest, const void* src, std::size_t count
 }
 #endif
 
-void CountingAllocator::release(void* context) {
-  std::unique_ptr<Counted> counted(static_cast<Counted*>(context));
-  counted->owner->on_free(counted->size);
-  // counted->inner's own deleter runs here, with the unique_ptr.
+void CountingAllocator::release(void* data) {
+  if (data == nullptr) {
+    return;
+  }
+  const Header header = *header_of(data);
+  header.owner->on_free(header.size);
+  header.inner_deleter(header.inner_context);
 }
 
 void CountingAllocator::on_free(size_t n) {
   const auto size = static_cast<int64_t>(n);
-  allocated_.fetch_sub(size, std::memory_order_relaxed);
-  allocations_.fetch_sub(1, std::memory_order_relaxed);
-  total_freed_.fetch_add(size, std::memory_order_relaxed);
-  total_frees_.fetch_add(1, std::memory_order_relaxed);
+  live_bytes_.fetch_sub(size, std::memory_order_relaxed);
+  live_allocations_.fetch_sub(1, std::memory_order_relaxed);
+  freed_bytes_.fetch_add(size, std::memory_order_relaxed);
+  frees_.fetch_add(1, std::memory_order_relaxed);
 }
 
+// The cumulative counts are derived (allocated = live + freed), so an allocation updates two
+// counters and a free four; reset_accumulated moves a baseline instead of zeroing them.
 MemoryStats CountingAllocator::stats() const {
   MemoryStats s;
-  s.allocated_bytes = allocated_.load(std::memory_order_relaxed);
-  s.peak_allocated_bytes = peak_allocated_.load(std::memory_order_relaxed);
-  s.total_allocated_bytes = total_allocated_.load(std::memory_order_relaxed);
-  s.total_freed_bytes = total_freed_.load(std::memory_order_relaxed);
-  s.allocations = allocations_.load(std::memory_order_relaxed);
+  s.allocated_bytes = live_bytes_.load(std::memory_order_relaxed);
+  s.peak_allocated_bytes = peak_bytes_.load(std::memory_order_relaxed);
+  s.allocations = live_allocations_.load(std::memory_order_relaxed);
   s.peak_allocations = peak_allocations_.load(std::memory_order_relaxed);
-  s.total_allocations = total_allocations_.load(std::memory_order_relaxed);
-  s.total_frees = total_frees_.load(std::memory_order_relaxed);
-  s.num_ooms = num_ooms_.load(std::memory_order_relaxed);
+  const int64_t freed_bytes = freed_bytes_.load(std::memory_order_relaxed);
+  const int64_t frees = frees_.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(baseline_mutex_);
+  s.total_freed_bytes = freed_bytes - baseline_.total_freed_bytes;
+  s.total_frees = frees - baseline_.total_frees;
+  s.total_allocated_bytes = s.allocated_bytes + freed_bytes - baseline_.total_allocated_bytes;
+  s.total_allocations = s.allocations + frees - baseline_.total_allocations;
+  s.num_ooms = num_ooms_.load(std::memory_order_relaxed) - baseline_.num_ooms;
   return s;
 }
 
 void CountingAllocator::reset_peak() {
-  peak_allocated_.store(allocated_.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  peak_allocations_.store(allocations_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  peak_bytes_.store(live_bytes_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  peak_allocations_.store(live_allocations_.load(std::memory_order_relaxed),
+                          std::memory_order_relaxed);
 }
 
 void CountingAllocator::reset_accumulated() {
-  total_allocated_.store(0, std::memory_order_relaxed);
-  total_freed_.store(0, std::memory_order_relaxed);
-  total_allocations_.store(0, std::memory_order_relaxed);
-  total_frees_.store(0, std::memory_order_relaxed);
-  num_ooms_.store(0, std::memory_order_relaxed);
+  const int64_t freed_bytes = freed_bytes_.load(std::memory_order_relaxed);
+  const int64_t frees = frees_.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(baseline_mutex_);
+  baseline_.total_freed_bytes = freed_bytes;
+  baseline_.total_frees = frees;
+  baseline_.total_allocated_bytes = live_bytes_.load(std::memory_order_relaxed) + freed_bytes;
+  baseline_.total_allocations = live_allocations_.load(std::memory_order_relaxed) + frees;
+  baseline_.num_ooms = num_ooms_.load(std::memory_order_relaxed);
 }
 
 void CountingAllocator::set_limit(int64_t limit_bytes) {

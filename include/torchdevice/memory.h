@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 namespace torchdevice {
 
@@ -30,15 +31,17 @@ struct MemoryStats {
 };
 
 // Wraps another allocator and counts the bytes it hands out and gets back. Every allocation is
-// delegated to the wrapped one; the returned DataPtr carries a small context whose deleter counts
-// the free and then runs the wrapped allocator's own deleter. Because memory may be freed after
-// the wrapper is uninstalled, a CountingAllocator must outlive every DataPtr it made: instances
-// are meant to live for the whole process.
+// delegated to the wrapped one, a few bytes larger: a header in front of the caller's bytes keeps
+// the size and the wrapped allocator's own context and deleter, which the returned DataPtr's
+// deleter counts and then runs. Because memory may be freed after the wrapper is uninstalled, a
+// CountingAllocator must outlive every DataPtr it made: instances are meant to live for the whole
+// process.
 class CountingAllocator final : public c10::Allocator {
  public:
   explicit CountingAllocator(c10::Allocator* inner);
 
   c10::DataPtr allocate(size_t n) TORCHDEVICE_ALLOCATE_CONST override;
+  c10::DeleterFnPtr raw_deleter() const override;
 #if TORCH_VERSION_MAJOR >= 2
   void copy_data(void* dest, const void* src, std::size_t count) const override;
 #endif
@@ -56,20 +59,21 @@ class CountingAllocator final : public c10::Allocator {
   int64_t limit() const { return limit_.load(std::memory_order_relaxed); }
 
  private:
-  static void release(void* context);
+  static void release(void* data);
   void on_free(size_t n);
 
   c10::Allocator* inner_;
-  mutable std::atomic<int64_t> allocated_{0};
-  mutable std::atomic<int64_t> peak_allocated_{0};
-  mutable std::atomic<int64_t> total_allocated_{0};
-  std::atomic<int64_t> total_freed_{0};
-  mutable std::atomic<int64_t> allocations_{0};
+  mutable std::atomic<int64_t> live_bytes_{0};
+  mutable std::atomic<int64_t> peak_bytes_{0};
+  mutable std::atomic<int64_t> live_allocations_{0};
   mutable std::atomic<int64_t> peak_allocations_{0};
-  mutable std::atomic<int64_t> total_allocations_{0};
-  std::atomic<int64_t> total_frees_{0};
+  std::atomic<int64_t> freed_bytes_{0};
+  std::atomic<int64_t> frees_{0};
   mutable std::atomic<int64_t> num_ooms_{0};
   std::atomic<int64_t> limit_{-1};
+  // The cumulative counts at the last reset_accumulated (only its total_* and num_ooms).
+  mutable std::mutex baseline_mutex_;
+  MemoryStats baseline_;
 };
 
 // Puts a CountingAllocator in front of the CPU allocator (idempotent) and returns it. The same

@@ -2,11 +2,13 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/CPUAllocator.h>
+#include <c10/core/alignment.h>
 #include <c10/util/Exception.h>
 
 #include "torchdevice/host.h"
 #include "torchdevice/memory.h"
 
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -87,6 +89,32 @@ TEST(CountingAllocator, ConcurrentAllocationsBalance) {
   EXPECT_EQ(s.total_allocations, 8000);
   EXPECT_EQ(s.total_frees, 8000);
   EXPECT_EQ(s.total_allocated_bytes, s.total_freed_bytes);
+}
+
+TEST(CountingAllocator, BlocksAreSimpleDataPtrsThatRawAllocateCanUse) {
+  CountingAllocator counter(c10::GetCPUAllocator());
+  c10::DataPtr block = counter.allocate(100);
+  // Context == data is what torch's raw_allocate and copy-on-write clones require.
+  EXPECT_EQ(block.get(), block.get_context());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(block.get()) % c10::gAlignment, 0u);
+  block.clear();
+  void* raw = counter.raw_allocate(300);
+  EXPECT_EQ(counter.stats().allocated_bytes, 300);
+  counter.raw_deallocate(raw);
+  const MemoryStats s = counter.stats();
+  EXPECT_EQ(s.allocated_bytes, 0);
+  EXPECT_EQ(s.total_allocated_bytes, 400);
+  EXPECT_EQ(s.total_frees, 2);
+}
+
+TEST(CountingAllocator, EmptyAllocationsAreNotCountedAsCudasAreNot) {
+  CountingAllocator counter(c10::GetCPUAllocator());
+  c10::DataPtr empty = counter.allocate(0);
+  EXPECT_EQ(empty.get(), nullptr);
+  EXPECT_EQ(empty.device(), c10::Device(c10::DeviceType::CPU));
+  EXPECT_EQ(counter.stats().total_allocations, 0);
+  empty.clear();
+  EXPECT_EQ(counter.stats().total_frees, 0);
 }
 
 TEST(CpuMemoryCounter, InstallCountsTensorsAndUninstallRestoresTheOriginal) {
