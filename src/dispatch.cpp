@@ -63,17 +63,23 @@ bool is_exhausted(const c10::Error& error) {
           message.find("can't allocate memory") != std::string::npos);
 }
 
+constexpr char kOutOfMemoryOn[] = "Out of memory on ";
+
 // CUDA code catches torch.cuda.OutOfMemoryError (c10::OutOfMemoryError) to shrink its batch; the
-// CPU allocator reports exhaustion as a plain c10::Error, so a redirected call converts it.
-// Exceptions cost nothing on the path that does not throw.
+// CPU allocator reports exhaustion as a plain c10::Error, so a redirected call converts it, and
+// says where the memory ran out either way (the limit of set_per_process_memory_fraction raises
+// OutOfMemoryError itself). Exceptions cost nothing on the path that does not throw.
 template <class Call>
 decltype(auto) with_out_of_memory_as_cuda_does(const Redirect& redirect, Call&& call) {
   try {
     return call();
-  } catch (const c10::OutOfMemoryError&) {
+  } catch (const c10::OutOfMemoryError& error) {
+    TORCH_CHECK_WITH(OutOfMemoryError, error.msg().rfind(kOutOfMemoryOn, 0) == 0, kOutOfMemoryOn,
+                     redirect.target(), ", where torchdevice redirects ", describe(redirect),
+                     ": ", error.msg());
     throw;
   } catch (const c10::Error& error) {
-    TORCH_CHECK_WITH(OutOfMemoryError, !is_exhausted(error), "Out of memory on ",
+    TORCH_CHECK_WITH(OutOfMemoryError, !is_exhausted(error), kOutOfMemoryOn,
                      redirect.target(), ", where torchdevice redirects ", describe(redirect),
                      ": ", error.msg());
     throw;

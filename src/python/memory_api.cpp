@@ -205,8 +205,9 @@ void set_memory_fraction(double fraction, const py::object& device) {
     mps_function("set_per_process_memory_fraction", "set_per_process_memory_fraction()")(fraction);
     return;
   }
+  // The whole of the host is no limit: what the host cannot give fails as it always did.
   const auto limit = static_cast<int64_t>(fraction * static_cast<double>(host_memory().total_bytes));
-  mutable_cpu_counter().set_limit(limit);
+  mutable_cpu_counter().set_limit(fraction == 1.0 ? -1 : limit);
 }
 
 double get_memory_fraction(const py::object& device) {

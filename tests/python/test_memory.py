@@ -10,6 +10,8 @@ from conftest import requires_cuda_redirect, run_python
 
 pytestmark = requires_cuda_redirect
 
+OutOfMemoryError = getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
+
 needs_cpu_target = pytest.mark.skipif(
     torchdevice.target() is None or torchdevice.target().type != "cpu",
     reason="the CPU target counts allocations itself",
@@ -117,13 +119,21 @@ def test_memory_fraction_is_enforced():
     try:
         torch.cuda.set_per_process_memory_fraction(limit_bytes / total)
         small = torch.empty(1000, device="cuda")
-        with pytest.raises(RuntimeError, match="out of memory"):
+        with pytest.raises(OutOfMemoryError) as raised:
             torch.empty(2_000_000, device="cuda")
+        assert "Out of memory on cpu" in str(raised.value)
+        assert "set_per_process_memory_fraction" in str(raised.value)
         del small
         assert torch.cuda.memory_stats()["num_ooms"] >= 1
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
     torch.empty(2_000_000, device="cuda")
+    # A fraction of 1.0 is the whole host, so no limit: what the host cannot give fails as ever.
+    with pytest.raises(RuntimeError) as raised:
+        torch.empty(2**50)
+    assert type(raised.value) is RuntimeError
+    if hasattr(torch.cuda, "get_per_process_memory_fraction"):
+        assert torch.cuda.get_per_process_memory_fraction() == 1.0
 
 
 @needs_cpu_target
@@ -144,3 +154,18 @@ def test_uninstall_restores_the_allocator_and_frees_still_count():
         "z = torch.empty(10)\n"
         "assert torch.cuda.memory_allocated() == n - 4000 + 40\n"
     )
+
+
+@needs_cpu_target
+@pytest.mark.skipif(not hasattr(torch, "_lazy_clone"), reason="copy-on-write clones came in torch 2.2")
+def test_copy_on_write_clones_of_counted_memory_work():
+    # torch only lazily clones memory whose DataPtr context is its data: the counter keeps it so.
+    before = torch.cuda.memory_allocated()
+    x = torch.arange(1000.0, device="cuda")
+    clone = torch._lazy_clone(x)
+    assert torch.cuda.memory_allocated() - before == 4000  # shared until written
+    clone.add_(1)  # materializes: a real copy, counted
+    assert torch.cuda.memory_allocated() - before == 8000
+    assert torch.equal(x, torch.arange(1000.0)) and torch.equal(clone, torch.arange(1.0, 1001.0))
+    del x, clone
+    assert torch.cuda.memory_allocated() == before
