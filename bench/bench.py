@@ -23,7 +23,11 @@ import time
 import torch
 import torch.nn as nn
 
-import torchdevice
+# The benchmark chooses when CPU allocations are counted (the UNCOUNTED state below).
+COUNT_VARIABLE = "TORCHDEVICE_CPU_MEMORY_STATS"
+os.environ.pop(COUNT_VARIABLE, None)
+
+import torchdevice  # noqa: E402
 
 # Explicit so the benchmark still measures the redirect when TORCHDEVICE_DISABLE is set.
 TARGET = torchdevice.install()
@@ -43,9 +47,10 @@ def shim_zeros(*args, **kwargs):
     return _native_zeros(*args, **kwargs)
 
 
-# The state a variant runs in: torchdevice uninstalled, installed, or installed with the redirect
-# report collecting.
-INSTALLED, UNINSTALLED, REPORTING = "installed", "uninstalled", "reporting"
+# The state a variant runs in: torchdevice uninstalled, installed, installed with the redirect
+# report collecting, or installed without counting CPU allocations (TORCHDEVICE_CPU_MEMORY_STATS=0).
+INSTALLED, UNINSTALLED, REPORTING, UNCOUNTED = "installed", "uninstalled", "reporting", "uncounted"
+STATES = (INSTALLED, UNINSTALLED, REPORTING, UNCOUNTED)
 
 # (group, [(A statement, A state), (B statement, B state)] per row). Statements run in the
 # namespace made by make_namespace(); `target` there is torchdevice.target(). A call written
@@ -86,6 +91,11 @@ GROUPS = [
             ((stmt, UNINSTALLED), (stmt, INSTALLED))
             for stmt in ("torch.zeros(3)", "a + b", "x @ w", "mlp(xb).sum().backward()")
         ],
+    ),
+    (
+        "Work that is not redirected, CPU memory statistics off",
+        "A: torchdevice uninstalled, B: installed with TORCHDEVICE_CPU_MEMORY_STATS=0",
+        [((stmt, UNINSTALLED), (stmt, UNCOUNTED)) for stmt in ("torch.zeros(3)", "a + b")],
     ),
     (
         "Training step of a small MLP (batch 64, Adam)",
@@ -176,11 +186,15 @@ def compile_loop(stmt, namespace):
 
 def set_state(state):
     installed = state != UNINSTALLED
-    if installed != torchdevice.is_installed():
-        if installed:
-            torchdevice.install()
+    counting = state != UNCOUNTED
+    if torchdevice.is_installed() and (not installed or counting != (COUNT_VARIABLE not in os.environ)):
+        torchdevice.uninstall()
+    if installed and not torchdevice.is_installed():
+        if counting:
+            os.environ.pop(COUNT_VARIABLE, None)
         else:
-            torchdevice.uninstall()
+            os.environ[COUNT_VARIABLE] = "0"
+        torchdevice.install()
     torchdevice._C._report_enable(state == REPORTING)
 
 
@@ -209,7 +223,7 @@ def measure(reps, loop_ns):
     # repetition changes state as rarely as it can: it runs every variant of one state, then of
     # the next (the order reverses each repetition), and each variant gets untimed warm-up calls.
     by_state = [[v for v in variants if v[0][v[1]]["state"] == state]
-                for state in (INSTALLED, UNINSTALLED, REPORTING)]
+                for state in STATES]
 
     for row, key, loop in variants:
         if key == "A":  # A and B share N so that their loops do the same number of calls

@@ -9,7 +9,9 @@
 #include "torchdevice/host.h"
 #include "torchdevice/memory.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 #include <string>
@@ -28,16 +30,33 @@ bool on_mps() {
   return target().type() == c10::DeviceType::MPS;
 }
 
-const CountingAllocator& cpu_counter() {
-  const CountingAllocator* counter = cpu_memory_counter();
+// TORCHDEVICE_CPU_MEMORY_STATS=0 at install: the CPU target's allocations are not counted, which
+// spares every CPU allocation the counter's ~20 ns, and the statistics that need it say so.
+std::atomic<bool> cpu_memory_stats_off{false};
+
+bool cpu_memory_stats_requested() {
+  const char* value = std::getenv("TORCHDEVICE_CPU_MEMORY_STATS");
+  if (value == nullptr || *value == '\0') {
+    return true;
+  }
+  const std::string setting(value);
+  TORCH_CHECK_VALUE(setting == "0" || setting == "1", "TORCHDEVICE_CPU_MEMORY_STATS must be 0 or 1, not '",
+                    setting, "'");
+  return setting == "1";
+}
+
+CountingAllocator& mutable_cpu_counter() {
+  TORCH_CHECK(!cpu_memory_stats_off.load(),
+              "torchdevice: CPU memory statistics are off (TORCHDEVICE_CPU_MEMORY_STATS=0), so "
+              "torch.cuda's memory statistics and memory fraction are not available on the cpu "
+              "target. Unset TORCHDEVICE_CPU_MEMORY_STATS to count CPU allocations.");
+  CountingAllocator* counter = cpu_memory_counter();
   TORCH_CHECK(counter != nullptr, "torchdevice: CPU allocations are not being counted");
   return *counter;
 }
 
-CountingAllocator& mutable_cpu_counter() {
-  CountingAllocator* counter = cpu_memory_counter();
-  TORCH_CHECK(counter != nullptr, "torchdevice: CPU allocations are not being counted");
-  return *counter;
+const CountingAllocator& cpu_counter() {
+  return mutable_cpu_counter();
 }
 
 [[noreturn]] void unsupported(const std::string& call, const std::string& why) {
@@ -316,7 +335,9 @@ void define_memory_api(py::module_& cuda) {
 }
 
 void install_memory_api() {
-  if (on_cpu()) {
+  const bool count = on_cpu() && cpu_memory_stats_requested();
+  cpu_memory_stats_off.store(on_cpu() && !count);
+  if (count) {
     install_cpu_memory_counter();
   } else {
     uninstall_cpu_memory_counter();
@@ -343,6 +364,7 @@ void install_memory_api() {
 }
 
 void uninstall_memory_api() {
+  cpu_memory_stats_off.store(false);
   uninstall_cpu_memory_counter();
 }
 

@@ -169,3 +169,33 @@ def test_copy_on_write_clones_of_counted_memory_work():
     assert torch.equal(x, torch.arange(1000.0)) and torch.equal(clone, torch.arange(1.0, 1001.0))
     del x, clone
     assert torch.cuda.memory_allocated() == before
+
+
+@needs_cpu_target
+def test_cpu_memory_stats_can_be_turned_off_and_say_so():
+    run_python(
+        "import os, pytest, torch, torchdevice\n"
+        "x = torch.zeros(3, device='cuda')\n"  # the redirect itself is unaffected
+        "assert x.device.type == 'cpu'\n"
+        "for call in (torch.cuda.memory_allocated, torch.cuda.max_memory_allocated,\n"
+        "             torch.cuda.memory_stats, lambda: torch.cuda.set_per_process_memory_fraction(0.5)):\n"
+        "    with pytest.raises(RuntimeError, match='TORCHDEVICE_CPU_MEMORY_STATS=0') as info:\n"
+        "        call()\n"
+        "    assert 'Unset TORCHDEVICE_CPU_MEMORY_STATS' in str(info.value)\n"
+        "assert torch.cuda.mem_get_info()[1] > 0\n"  # the host's own figures need no counting
+        "torchdevice.uninstall()\n"
+        "del os.environ['TORCHDEVICE_CPU_MEMORY_STATS']\n"
+        "torchdevice.install()\n"
+        "before = torch.cuda.memory_allocated()\n"
+        "y = torch.empty(100, device='cuda')\n"
+        "assert torch.cuda.memory_allocated() - before == 400\n",
+        env={"TORCHDEVICE_CPU_MEMORY_STATS": "0"},
+    )
+
+
+@needs_cpu_target
+def test_cpu_memory_stats_setting_must_be_0_or_1():
+    result = run_python("import torchdevice", env={"TORCHDEVICE_CPU_MEMORY_STATS": "off"},
+                        check=False)
+    assert result.returncode != 0
+    assert "TORCHDEVICE_CPU_MEMORY_STATS must be 0 or 1, not 'off'" in result.stderr
