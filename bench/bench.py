@@ -6,7 +6,8 @@ Prints a table of per-call times (variant A, variant B, ratio B/A) and writes th
 bench/results/latest.json. Each time is the median over many repetitions of a timed loop of N
 calls; the variants of all rows are interleaved within every repetition, so drift in clock speed
 or load hits A and B alike. The noise row (a call against itself) shows how far from 1.00 a
-ratio can stray by chance.
+ratio can stray by chance. When the build has it, build/torchdevice_allocator_bench
+(bench/allocator.cpp) adds what counting CPU allocations costs, timed in C++.
 """
 
 import argparse
@@ -289,6 +290,16 @@ def measure_example(runs):
     return {"runs": runs, "median_s": statistics.median(seconds)}
 
 
+def measure_allocator():
+    """The C++ timing of the CPU counting allocator (bench/allocator.cpp), or None if not built."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    binary = os.path.join(repo, "build", "torchdevice_allocator_bench")
+    if not os.path.exists(binary):
+        return None
+    out = subprocess.run([binary, "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -308,7 +319,7 @@ def machine():
             "fast_path": torchdevice._C.fast_path()}
 
 
-def print_table(info, settings, rows, imports, example):
+def print_table(info, settings, rows, imports, example, allocator):
     width = max(len(row["case"]) for row in rows) + 2
     print(f"torchdevice {info['torchdevice']} overhead: torch {info['torch']}, {info['cpu']}, "
           f"nproc {info['nproc']}, target {info['target']}")
@@ -330,6 +341,16 @@ def print_table(info, settings, rows, imports, example):
     print(f"import torchdevice alone, after torch: {imports['import_torchdevice_alone_ms']:.1f} ms")
     print(f"\nexamples/train_cuda.py through `python -m torchdevice run`, whole run: "
           f"{example['median_s']:.2f} s (median of {example['runs']})")
+    print("\nCPU counting allocator, timed in C++ (build/torchdevice_allocator_bench)\n"
+          "  torch's CPU allocator; a wrapper that only forwards to it; torchdevice's counter")
+    if allocator is None:
+        print("  not built: `source scripts/common.sh && build` builds it")
+        return
+    print(f"{'case':<{width}}{'torch ns':>14}{'forwarding +ns':>16}{'counting +ns':>14}")
+    for row in allocator:
+        print(f"{row['case']:<{width}}{row['torch_ns']:>14.1f}"
+              f"{row['forwarding_ns'] - row['torch_ns']:>+16.1f}"
+              f"{row['counting_ns'] - row['torch_ns']:>+14.1f}")
 
 
 def main():
@@ -344,13 +365,14 @@ def main():
     rows = measure(settings["reps"], settings["loop_us"] * 1000)
     imports = measure_import(settings["import_runs"])
     example = measure_example(settings["example_runs"])
+    allocator = measure_allocator()
     info = machine()
-    print_table(info, settings, rows, imports, example)
+    print_table(info, settings, rows, imports, example, allocator)
 
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"machine": info, "settings": settings, "rows": rows, "import": imports,
-                   "example": example},
+                   "example": example, "allocator": allocator},
                   f, indent=2)
     print(f"\nwrote {args.json}")
 
