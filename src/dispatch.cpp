@@ -76,12 +76,12 @@ decltype(auto) with_out_of_memory_as_cuda_does(const Redirect& redirect, Call&& 
   } catch (const c10::OutOfMemoryError& error) {
     TORCH_CHECK_WITH(OutOfMemoryError, error.msg().rfind(kOutOfMemoryOn, 0) == 0, kOutOfMemoryOn,
                      redirect.target(), ", where torchdevice redirects ", describe(redirect),
-                     ": ", error.msg());
+                     ": ", error.what_without_backtrace());
     throw;
   } catch (const c10::Error& error) {
     TORCH_CHECK_WITH(OutOfMemoryError, !is_exhausted(error), kOutOfMemoryOn,
                      redirect.target(), ", where torchdevice redirects ", describe(redirect),
-                     ": ", error.msg());
+                     ": ", error.what_without_backtrace());
     throw;
   }
 }

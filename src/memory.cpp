@@ -64,7 +64,16 @@ c10::DataPtr CountingAllocator::allocate(size_t n) TORCHDEVICE_ALLOCATE_CONST {
                        " bytes set by torch.cuda.set_per_process_memory_fraction");
     }
   }
-  c10::DataPtr inner = inner_->allocate(n + kHeader);  // counted only once it succeeded
+  c10::DataPtr inner;
+  try {
+    inner = inner_->allocate(n + kHeader);  // counted only once it succeeded
+  } catch (c10::Error& error) {
+    // The wrapped allocator's message quotes the size it was asked for, the header included.
+    error.add_context(c10::str("torchdevice: ", n, " bytes were requested; the CPU allocator was "
+                               "asked for ", kHeader, " more, for the header torchdevice keeps "
+                               "in front of each block to count CPU memory"));
+    throw;
+  }
   const c10::Device device = inner.device();
   char* base = static_cast<char*>(inner.get());
   const c10::DeleterFnPtr inner_deleter = inner.get_deleter();

@@ -9,6 +9,7 @@
 #include "torchdevice/memory.h"
 
 #include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -105,6 +106,33 @@ TEST(CountingAllocator, BlocksAreSimpleDataPtrsThatRawAllocateCanUse) {
   EXPECT_EQ(s.allocated_bytes, 0);
   EXPECT_EQ(s.total_allocated_bytes, 400);
   EXPECT_EQ(s.total_frees, 2);
+}
+
+// Fails every allocation the way an exhausted allocator does.
+class ExhaustedAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t n) TORCHDEVICE_ALLOCATE_CONST override {
+    TORCH_CHECK_WITH(OutOfMemoryError, false, "not enough memory: you tried to allocate ", n,
+                     " bytes");
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+#if TORCH_VERSION_MAJOR >= 2
+  void copy_data(void*, const void*, std::size_t) const override {}
+#endif
+};
+
+TEST(CountingAllocator, FailureKeepsItsTypeAndSaysWhatWasRequested) {
+  ExhaustedAllocator exhausted;
+  CountingAllocator counter(&exhausted);
+  try {
+    counter.allocate(1000);
+    FAIL() << "expected the wrapped allocator's error";
+  } catch (const c10::OutOfMemoryError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("not enough memory"), std::string::npos) << message;
+    EXPECT_NE(message.find("1000 bytes were requested"), std::string::npos) << message;
+  }
+  EXPECT_EQ(counter.stats().total_allocations, 0);
 }
 
 TEST(CountingAllocator, EmptyAllocationsAreNotCountedAsCudasAreNot) {

@@ -111,6 +111,15 @@ def test_memory_stats_and_summary():
 
 
 @needs_cpu_target
+@pytest.mark.parametrize("device", [None, "cuda"], ids=["cpu", "redirected"])
+def test_host_out_of_memory_says_how_many_bytes_were_requested(device):
+    # The CPU allocator is asked for a few bytes more (the counter's header) and quotes that size.
+    with pytest.raises(RuntimeError) as raised:
+        torch.empty(2**50, dtype=torch.uint8, device=device)
+    assert f"{2**50} bytes were requested" in str(raised.value)
+
+
+@needs_cpu_target
 def test_memory_fraction_is_enforced():
     total = torch.cuda.get_device_properties(0).total_memory
     with pytest.raises(ValueError, match="Invalid fraction value"):
