@@ -65,21 +65,24 @@ bool is_exhausted(const c10::Error& error) {
 
 constexpr char kOutOfMemoryOn[] = "Out of memory on ";
 
-// CUDA code catches torch.cuda.OutOfMemoryError (c10::OutOfMemoryError) to shrink its batch; the
-// CPU allocator reports exhaustion as a plain c10::Error, so a redirected call converts it, and
-// says where the memory ran out either way (the limit of set_per_process_memory_fraction raises
-// OutOfMemoryError itself). Exceptions cost nothing on the path that does not throw.
+// Running out of memory, reported without the target's name yet: torch's OutOfMemoryError (the
+// limit of set_per_process_memory_fraction raises one), or the CPU allocator's plain c10::Error.
+bool out_of_memory_unnamed(const c10::Error& error) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&error) != nullptr) {
+    return error.msg().rfind(kOutOfMemoryOn, 0) != 0;
+  }
+  return is_exhausted(error);
+}
+
+// CUDA code catches torch.cuda.OutOfMemoryError (c10::OutOfMemoryError) to shrink its batch; a
+// redirected call raises that for any exhaustion and says where the memory ran out. Exceptions
+// cost nothing on the path that does not throw.
 template <class Call>
 decltype(auto) with_out_of_memory_as_cuda_does(const Redirect& redirect, Call&& call) {
   try {
     return call();
-  } catch (const c10::OutOfMemoryError& error) {
-    TORCH_CHECK_WITH(OutOfMemoryError, error.msg().rfind(kOutOfMemoryOn, 0) == 0, kOutOfMemoryOn,
-                     redirect.target(), ", where torchdevice redirects ", describe(redirect),
-                     ": ", error.what_without_backtrace());
-    throw;
   } catch (const c10::Error& error) {
-    TORCH_CHECK_WITH(OutOfMemoryError, !is_exhausted(error), kOutOfMemoryOn,
+    TORCH_CHECK_WITH(OutOfMemoryError, !out_of_memory_unnamed(error), kOutOfMemoryOn,
                      redirect.target(), ", where torchdevice redirects ", describe(redirect),
                      ": ", error.what_without_backtrace());
     throw;
