@@ -12,6 +12,11 @@
 # first use (~2 GB, ~2 min). The repository is copied in fresh on every run, so
 # host build outputs (made against the host's torch 1.13) never leak in.
 # Runs for the same suite are serialised by a lock (they share the copy).
+#
+# TORCHDEVICE_CHROOT_BIND=1 (for developers who rerun often): the work tree
+# itself is bound at /work/NAME instead of copied, builds go to build-SUITE/
+# in it (kept between runs, so rebuilds are incremental), and several trees
+# may use one chroot at once. The mounts it makes are left for the next run.
 set -euo pipefail
 
 die() { echo "chroot.sh: $*" >&2; exit 2; }
@@ -30,7 +35,7 @@ DIR=$ROOT/$SUITE
 MIRROR=${TORCHDEVICE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Debian 12's debootstrap has no script for forky; sid's works for every suite.
 DEBOOTSTRAP_SCRIPT=/usr/share/debootstrap/scripts/sid
-PACKAGES=python3-torch,libtorch-dev,pybind11-dev,libspdlog-dev,libgtest-dev,python3-pytest,cmake,g++,ninja-build,python3-scikit-build-core,python3-pip,python3-numpy,python3-venv,git
+PACKAGES=python3-torch,python3-torchvision,libtorch-dev,pybind11-dev,libspdlog-dev,libgtest-dev,python3-pytest,cmake,g++,ninja-build,python3-scikit-build-core,python3-pip,python3-numpy,python3-venv,git
 # Written last in a successful build: a dir without it (or built with another
 # package list) is an interrupted or stale build and is rebuilt.
 MARKER=.torchdevice-chroot-ok
@@ -121,13 +126,18 @@ elif [[ $(<"$DIR/$MARKER") != "$MARKER_TEXT" ]]; then
     build_chroot
 fi
 
-# Mount what torch and the tools need; a mount left by a killed run is reused
-# (we hold the lock, so nobody else is using it) and undone at exit.
+BIND=${TORCHDEVICE_CHROOT_BIND:-}
+
+# Mount what torch and the tools need, and undo at exit only what this run
+# mounted: a mount that is already there (a killed run's, or a bound run's)
+# is reused and left as it was. Bound runs keep theirs, for each other.
 mount_once() {   # mount_once TARGET MOUNT-ARGS...
     local target=$DIR$1; shift
     mkdir -p "$target"
-    mountpoint -q "$target" || mount "$@" "$target"
-    MOUNTED+=("$target")
+    if ! mountpoint -q "$target"; then
+        mount "$@" "$target"
+        if [[ $BIND != 1 ]]; then MOUNTED+=("$target"); fi
+    fi
 }
 mount_once /proc -t proc proc
 mount_once /sys -t sysfs sysfs
@@ -138,19 +148,27 @@ if mountpoint -q /dev/shm; then mount_once /dev/shm --bind /dev/shm; fi
 
 cp --remove-destination -L /etc/resolv.conf "$DIR/etc/resolv.conf"
 
-# Fresh copy of the repo's tracked + untracked-not-ignored files. Files
-# deleted from the work tree but still in the index are skipped.
-DEST=$DIR/work/torchdevice
-rm -rf --one-file-system -- "$DEST"
-mkdir -p "$DEST"
-(
-    cd "$REPO"
-    git ls-files -z --cached --others --exclude-standard |
-        while IFS= read -r -d '' f; do
-            if [[ -e $f || -L $f ]]; then printf '%s\0' "$f"; fi
-        done |
-        tar --null -T - -c
-) | tar -x --no-same-owner -C "$DEST"
+BUILD_DIR=
+if [[ $BIND == 1 ]]; then
+    DEST=/work/$(basename "$REPO")
+    mount_once "$DEST" --bind "$REPO"
+    BUILD_DIR=$DEST/build-$SUITE
+    exec 9>&-   # each tree has its own build dir: no need to serialise
+else
+    # Fresh copy of the repo's tracked + untracked-not-ignored files. Files
+    # deleted from the work tree but still in the index are skipped.
+    DEST=/work/torchdevice
+    rm -rf --one-file-system -- "${DIR:?}$DEST"
+    mkdir -p "$DIR$DEST"
+    (
+        cd "$REPO"
+        git ls-files -z --cached --others --exclude-standard |
+            while IFS= read -r -d '' f; do
+                if [[ -e $f || -L $f ]]; then printf '%s\0' "$f"; fi
+            done |
+            tar --null -T - -c
+    ) | tar -x --no-same-owner -C "$DIR$DEST"
+fi
 
 # Clean environment: nothing from the host (its PATH python, its torch) leaks
 # in. The command is passed as argv, so no re-quoting is needed. The lock fd
@@ -158,8 +176,8 @@ mkdir -p "$DEST"
 set +e
 chroot "$DIR" /usr/bin/env -i HOME=/root \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 CI="${CI:-}" \
-    bash -c 'cd /work/torchdevice && exec "$@"' bash "$@" 9>&-
+    LANG=C.UTF-8 CI="${CI:-}" ${BUILD_DIR:+TORCHDEVICE_BUILD_DIR=$BUILD_DIR} \
+    bash -c 'cd "$0" && exec "$@"' "$DEST" "$@" 9>&-
 rc=$?
 set -e
 exit "$rc"

@@ -2,6 +2,8 @@
 # Sourced, not run.
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# One tree can be built against several torches (the host's, a chroot's): each in its own folder.
+build_dir=${TORCHDEVICE_BUILD_DIR:-$repo_root/build}
 
 # Debian's torch belongs to /usr/bin/python3; the python3 first on PATH may be another one.
 find_python() {
@@ -34,11 +36,11 @@ ensure_deps() {
   fi
 }
 
-# Configures and builds into build/, the extension landing in python/torchdevice.
+# Configures and builds into $build_dir, the extension landing in python/torchdevice.
 build() {
   local python
   python=$(find_python) || { echo "no Python with torch found" >&2; return 1; }
-  cmake -S "$repo_root" -B "$repo_root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  cmake -S "$repo_root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPython3_EXECUTABLE="$python" >/dev/null
-  cmake --build "$repo_root/build"
+  cmake --build "$build_dir"
 }

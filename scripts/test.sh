@@ -7,6 +7,6 @@ ensure_deps
 build
 python=$(find_python)
 "$python" -c "import torch; print('torchdevice tests on torch', torch.__version__)"
-ctest --test-dir "$repo_root/build" --output-on-failure -j "$(nproc)"
+ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)"
 cd "$repo_root"
 PYTHONPATH="$repo_root/python${PYTHONPATH:+:$PYTHONPATH}" "$python" -m pytest "$@"
