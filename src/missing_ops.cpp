@@ -18,17 +18,42 @@ bool starts_with(const std::string& text, const char* prefix) {
   return text.rfind(prefix, 0) == 0;
 }
 
-// Ops without a vendor prefix that only CUDA implements: SyncBatchNorm's statistics, the fused
-// dropout and RNN cells, the depthwise convolutions cuDNN lacks.
-constexpr const char* kCudaOnly[] = {
-    "aten::batch_norm_stats",          "aten::batch_norm_elemt",
-    "aten::batch_norm_gather_stats",   "aten::batch_norm_gather_stats_with_counts",
-    "aten::batch_norm_backward_reduce", "aten::batch_norm_backward_elemt",
-    "aten::_fused_dropout",            "aten::_masked_scale",
-    "aten::_conv_depthwise2d",         "aten::conv_depthwise3d",
-    "aten::_thnn_fused_lstm_cell",     "aten::_thnn_fused_lstm_cell_backward_impl",
-    "aten::_thnn_fused_gru_cell",      "aten::_thnn_fused_gru_cell_backward",
+// Ops without a vendor prefix that only CUDA implements, and why they are CUDA's alone.
+struct CudaOnlyOp {
+  const char* name;
+  const char* reason;
 };
+constexpr CudaOnlyOp kCudaOnly[] = {
+    {"aten::batch_norm_stats", "SyncBatchNorm statistics"},
+    {"aten::batch_norm_elemt", "SyncBatchNorm statistics"},
+    {"aten::batch_norm_gather_stats", "SyncBatchNorm statistics"},
+    {"aten::batch_norm_gather_stats_with_counts", "SyncBatchNorm statistics"},
+    {"aten::batch_norm_backward_reduce", "SyncBatchNorm statistics"},
+    {"aten::batch_norm_backward_elemt", "SyncBatchNorm statistics"},
+    {"aten::_fused_dropout", "fused CUDA kernel"},
+    {"aten::_masked_scale", "fused CUDA kernel"},
+    {"aten::_conv_depthwise2d", "CUDA depthwise convolution"},
+    {"aten::conv_depthwise3d", "CUDA depthwise convolution"},
+    {"aten::_thnn_fused_lstm_cell", "fused CUDA kernel"},
+    {"aten::_thnn_fused_lstm_cell_backward_impl", "fused CUDA kernel"},
+    {"aten::_thnn_fused_gru_cell", "fused CUDA kernel"},
+    {"aten::_thnn_fused_gru_cell_backward", "fused CUDA kernel"},
+};
+
+// A query ("is cuDNN acceptable for this input?") answers false on a backend without the library;
+// it must never raise.
+bool is_query(const c10::FunctionSchema& schema) {
+  const auto& returns = schema.returns();
+  return returns.size() == 1 && returns[0].type()->kind() == c10::TypeKind::BoolType;
+}
+
+// Whether a call on `key` already reaches a kernel: one registered on the key itself, a composite
+// one (alias keys such as CompositeImplicitAutograd are resolved into each backend's entry of the
+// computed dispatch table, which is why a DispatchKeySet of alias keys cannot ask this), or a
+// backend fallback.
+bool target_has_kernel(const c10::OperatorHandle& op, c10::DispatchKey key) {
+  return op.hasComputedKernelForDispatchKey(key);
+}
 
 void missing_op_kernel(const c10::OperatorHandle& op, torch::jit::Stack* /*stack*/) {
   TORCH_CHECK_NOT_IMPLEMENTED(
@@ -41,22 +66,24 @@ std::vector<std::string> registered;
 
 }  // namespace
 
-bool is_cuda_only_op(const std::string& name) {
-  // "_use_cudnn_*" ops are queries every backend may ask; they answer false without CUDA.
-  if (starts_with(name, "aten::_use_cudnn")) {
-    return false;
+const char* cuda_only_reason(const std::string& name) {
+  if (starts_with(name, "aten::cudnn_") || starts_with(name, "aten::_cudnn_")) {
+    return "cuDNN";
   }
-  if (starts_with(name, "aten::cudnn_") || starts_with(name, "aten::_cudnn_") ||
-      starts_with(name, "aten::miopen_") || starts_with(name, "aten::_miopen_")) {
-    return true;
+  if (starts_with(name, "aten::miopen_") || starts_with(name, "aten::_miopen_")) {
+    return "MIOpen";
   }
   const std::string base = name.substr(0, name.find('.'));
-  for (const char* op : kCudaOnly) {
-    if (base == op) {
-      return true;
+  for (const auto& op : kCudaOnly) {
+    if (base == op.name) {
+      return op.reason;
     }
   }
-  return false;
+  return nullptr;
+}
+
+bool is_cuda_only_op(const std::string& name) {
+  return cuda_only_reason(name) != nullptr;
 }
 
 std::string missing_op_message(const std::string& name, const Redirect& redirect) {
@@ -79,8 +106,6 @@ void register_missing_ops(const Redirect& redirect) {
     return;
   }
   const auto key = c10::computeDispatchKey(c10::nullopt, c10::kStrided, redirect.target());
-  const auto composite = c10::DispatchKeySet({c10::DispatchKey::CompositeImplicitAutograd,
-                                              c10::DispatchKey::CompositeExplicitAutograd});
   auto library =
       std::make_unique<torch::Library>(torch::Library::IMPL, "aten", key, __FILE__, __LINE__);
   auto& dispatcher = c10::Dispatcher::singleton();
@@ -90,8 +115,7 @@ void register_missing_ops(const Redirect& redirect) {
       continue;
     }
     const auto op = dispatcher.findOp(name);
-    if (!op.has_value() || op->hasKernelForDispatchKey(key) ||
-        op->hasKernelForAnyDispatchKey(composite)) {
+    if (!op.has_value() || is_query(op->schema()) || target_has_kernel(*op, key)) {
       continue;
     }
     library->impl(full.substr(std::string("aten::").size()).c_str(),

@@ -251,6 +251,14 @@ def section(names=None, ops=None):
     lines += ["", "### ATen schemas with a Device argument", "",
               "| schema | status | detail |", "|---|---|---|"]
     lines += [f"| `{schema.replace('|', '/')}` | {s} | {d} |" for schema, s, d in ops]
+    missing = torchdevice._C.missing_ops()
+    lines += ["", "### CUDA-only ops that raise torchdevice's error on the target", "",
+              f"{len(missing)} ops. Each exists only for CUDA and nothing on the target can run it: "
+              "no kernel on the target's key, no composite kernel, no backend fallback; queries "
+              "that return a `bool` (`cudnn_is_acceptable`, `_use_cudnn_*`) are never among them. "
+              "The error names the op, the target and the portable equivalent.", "",
+              "| op | why it is CUDA's alone |", "|---|---|"]
+    lines += [f"| `{name}` | {why} |" for name, why in missing]
     return "\n".join(lines) + "\n"
 
 
@@ -319,6 +327,7 @@ def summary(names, ops):
     lines.append(f"  ATen schemas with a Device argument: {len(ops)}")
     for status in OP_STATUSES:
         lines.append(f"    {status:16} {sum(1 for o in ops if o[1] == status)}")
+    lines.append(f"  CUDA-only ops raising torchdevice's error: {len(torchdevice._C.missing_ops())}")
     return "\n".join(lines)
 
 

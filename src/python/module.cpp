@@ -1,6 +1,7 @@
 // torchdevice._C: the Python entry points. Each call holds the GIL throughout, so Python-side
 // hooks are installed and removed atomically with respect to other Python threads.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>  // casters for c10::optional, at::Tensor
 #include <torch/csrc/Device.h>
 
@@ -128,6 +129,16 @@ PYBIND11_MODULE(_C, m) {
   m.def("fast_path", &torchdevice::fast_path,
         "Ops redirected by unboxed kernels; every other op takes the boxed fallback.");
   m.def("intercepted", &intercepted, "What the install hooked, in words.");
+  m.def(
+      "missing_ops",
+      [] {
+        std::vector<std::pair<std::string, std::string>> ops;
+        for (const auto& name : torchdevice::missing_ops()) {
+          ops.emplace_back(name, torchdevice::cuda_only_reason(name));
+        }
+        return ops;
+      },
+      "(op, why) for each CUDA-only op that raises torchdevice's error on the target now.");
   define_cuda_api(m);
   define_amp(m);
   define_report(m);

@@ -21,7 +21,8 @@ TEST(MissingOps, NamesTheVendorAndFusedCudaOps) {
   EXPECT_TRUE(is_cuda_only_op("aten::miopen_batch_norm"));
   EXPECT_TRUE(is_cuda_only_op("aten::batch_norm_stats"));
   EXPECT_TRUE(is_cuda_only_op("aten::batch_norm_elemt.out"));
-  EXPECT_FALSE(is_cuda_only_op("aten::_use_cudnn_ctc_loss"));  // a query every backend asks
+  EXPECT_STREQ(cuda_only_reason("aten::cudnn_convolution"), "cuDNN");
+  EXPECT_STREQ(cuda_only_reason("aten::batch_norm_stats"), "SyncBatchNorm statistics");
   EXPECT_FALSE(is_cuda_only_op("aten::batch_norm"));
   EXPECT_FALSE(is_cuda_only_op("aten::zeros"));
 }
@@ -47,6 +48,13 @@ TEST(MissingOps, RegisteredWhileInstalledOnlyWhereTheTargetLacksTheOp) {
   for (const auto& name : registered) {
     EXPECT_TRUE(is_cuda_only_op(name)) << name;
   }
+  // Queries answer false on any backend, and ops with a composite kernel already run on the CPU:
+  // nn.LSTM on the CPU asks both.
+  for (const char* served : {"aten::_use_cudnn_ctc_loss", "aten::cudnn_is_acceptable",
+                             "aten::_use_cudnn_rnn_flatten_weight"}) {
+    EXPECT_EQ(std::find(registered.begin(), registered.end(), served), registered.end()) << served;
+  }
+  EXPECT_FALSE(at::cudnn_is_acceptable(at::ones({2})));
   const auto input = at::ones({2, 3}, at::TensorOptions().device(Device(DeviceType::CUDA, 0)));
   try {
     at::batch_norm_stats(input, 1e-5);
