@@ -256,6 +256,14 @@ void register_fallbacks(const Redirect& redirect) {
       continue;
     }
     for (auto key : backend_keys(type)) {
+      // Torch registers its own fallback on MPS where MPS is built but unavailable (VMs, CI
+      // runners), and a key takes one fallback: that one stays. The leaf kernels below still
+      // redirect the factories and copies that reach the key.
+      if (c10::Dispatcher::singleton().hasBackendFallbackForDispatchKey(key)) {
+        log::info("torchdevice: " + std::string(c10::toString(key)) +
+                  " already has a backend fallback; redirecting only its allocations there");
+        continue;
+      }
       // A Library of kind IMPL for namespace "_" is what TORCH_LIBRARY_IMPL(_, KEY, m) builds;
       // owning it here lets uninstall deregister by destroying it.
       auto library = std::make_unique<torch::Library>(torch::Library::IMPL, "_", key,

@@ -36,39 +36,60 @@ Redirect install(const c10::optional<std::string>& override) {
   return install(probe_availability(), override);
 }
 
+namespace {
+
+void register_all(const Redirect& redirect) {
+  register_guards(redirect);
+  register_fallbacks(redirect);
+  register_amp_kernels(redirect);
+  register_pinning(redirect);
+  register_missing_ops(redirect);
+}
+
+void deregister_all() {
+  deregister_fallbacks();
+  deregister_guards();
+  deregister_amp_kernels();
+  deregister_pinning();
+  deregister_missing_ops();
+}
+
+}  // namespace
+
 Redirect install(const Availability& available, const c10::optional<std::string>& override) {
   std::lock_guard<std::mutex> lock(install_mutex);
   log::configure_from_env();
   const Redirect redirect =
       select_redirect(available, override.has_value() ? override : override_from_env());
 
-  if (installed.load()) {
-    const Redirect previous = current_redirect();
-    if (previous.mask() == redirect.mask()) {
-      // Same backends: the fallbacks read the live redirect, so retargeting is one store.
-      if (previous.target() != redirect.target()) {
-        live_redirect.store(redirect.pack());
-        register_amp_kernels(redirect);
-        register_pinning(redirect);
-        register_missing_ops(redirect);
-        log::info("torchdevice: retargeted: " + describe(redirect));
+  // All or nothing: a registration that fails (another library holds a key) leaves nothing of
+  // this install behind, so the process is as it was before the call, or uninstalled if a
+  // previous install was being replaced.
+  try {
+    if (installed.load()) {
+      const Redirect previous = current_redirect();
+      if (previous.mask() == redirect.mask()) {
+        // Same backends: the fallbacks read the live redirect, so retargeting is one store.
+        if (previous.target() != redirect.target()) {
+          live_redirect.store(redirect.pack());
+          register_amp_kernels(redirect);
+          register_pinning(redirect);
+          register_missing_ops(redirect);
+          log::info("torchdevice: retargeted: " + describe(redirect));
+        }
+        return redirect;
       }
-      return redirect;
+      // Different availability (tests inject it): re-register for the new set of backends.
+      deregister_all();
     }
-    // Different availability (tests inject it): re-register for the new set of backends.
-    deregister_fallbacks();
-    deregister_guards();
-    deregister_amp_kernels();
-    deregister_pinning();
-    deregister_missing_ops();
+    live_redirect.store(redirect.pack());
+    register_all(redirect);
+  } catch (...) {
+    deregister_all();
+    live_redirect.store(Redirect().pack());
+    installed.store(false);
+    throw;
   }
-
-  live_redirect.store(redirect.pack());
-  register_guards(redirect);
-  register_fallbacks(redirect);
-  register_amp_kernels(redirect);
-  register_pinning(redirect);
-  register_missing_ops(redirect);
   installed.store(true);
   log::info("torchdevice: installed: " + describe(redirect));
   return redirect;
@@ -79,11 +100,7 @@ void uninstall() {
   if (!installed.load()) {
     return;
   }
-  deregister_fallbacks();
-  deregister_guards();
-  deregister_amp_kernels();
-  deregister_pinning();
-  deregister_missing_ops();
+  deregister_all();
   live_redirect.store(Redirect().pack());
   installed.store(false);
   log::info("torchdevice: uninstalled");

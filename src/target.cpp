@@ -1,6 +1,7 @@
 #include "torchdevice/target.h"
 
 #include <ATen/Context.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
 
 #include "torchdevice/device_spec.h"
@@ -16,12 +17,27 @@ constexpr uint32_t bit(c10::DeviceType type) {
 static_assert(static_cast<int>(c10::DeviceType::COMPILE_TIME_MAX_DEVICE_TYPES) <= 32,
               "Redirect packs the redirected device types into a 32-bit mask");
 
+// A backend is usable when it registered a device guard (every backend torch can run does, built
+// in or loaded as an extension) that sees at least one device.
+bool has_devices(c10::DeviceType type) {
+  return c10::impl::hasDeviceGuardImpl(type) &&
+         c10::impl::getDeviceGuardImpl(type)->deviceCount() > 0;
+}
+
 }  // namespace
 
 Availability probe_availability() {
   Availability available;
+  // CUDA's and MPS's own hooks: a guard may be registered for them on a machine without them
+  // (torchdevice's own no-op one while installed).
   available.cuda = at::hasCUDA();
   available.mps = at::hasMPS();
+  for (auto type : kOtherAccelerators) {
+    if (has_devices(type)) {
+      available.other = type;
+      break;
+    }
+  }
   return available;
 }
 
@@ -34,7 +50,7 @@ bool is_available(c10::DeviceType type, const Availability& available) {
     case c10::DeviceType::MPS:
       return available.mps;
     default:
-      return false;
+      return available.other == type;
   }
 }
 
@@ -71,17 +87,19 @@ Redirect select_redirect(const Availability& available,
     target = parse_device(*override);
     TORCH_CHECK(is_available(target.type(), available), "torchdevice: the requested target '",
                 *override, "' is not available on this machine. Choose one of: ",
-                available.mps ? "'mps', " : "", available.cuda ? "'cuda', " : "", "'cpu'.");
-    // A single-device target: every redirected index lands on the device the caller named.
-    if (target.type() == c10::DeviceType::MPS && !target.has_index()) {
-      target = c10::Device(c10::DeviceType::MPS, 0);
-    } else if (target.type() == c10::DeviceType::CUDA && !target.has_index()) {
-      target = c10::Device(c10::DeviceType::CUDA, 0);
-    }
+                available.mps ? "'mps', " : "", available.cuda ? "'cuda', " : "",
+                available.other ? "'" + c10::DeviceTypeName(*available.other, true) + "', " : "",
+                "'cpu'.");
   } else if (available.mps) {
-    target = c10::Device(c10::DeviceType::MPS, 0);
+    target = c10::Device(c10::DeviceType::MPS);
   } else if (available.cuda) {
-    target = c10::Device(c10::DeviceType::CUDA, 0);
+    target = c10::Device(c10::DeviceType::CUDA);
+  } else if (available.other) {
+    target = c10::Device(*available.other);
+  }
+  // An accelerator target is one device: every redirected index lands on the one named, or 0.
+  if (target.type() != c10::DeviceType::CPU && !target.has_index()) {
+    target = c10::Device(target.type(), 0);
   }
   return Redirect(mask, target);
 }

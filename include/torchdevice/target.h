@@ -12,12 +12,19 @@ namespace torchdevice {
 struct Availability {
   bool cuda = false;
   bool mps = false;
+  // Another accelerator torch knows and this process can use: XPU, HPU or a PrivateUse1 device
+  // (an NPU, MUSA, ..., or the test suite's stand-in). A process has at most one.
+  c10::optional<c10::DeviceType> other;
 };
 
 Availability probe_availability();
 
-// The accelerator types torchdevice knows how to redirect.
+// The accelerator types code is written for, whose requests torchdevice redirects when absent.
 constexpr c10::DeviceType kAccelerators[] = {c10::DeviceType::CUDA, c10::DeviceType::MPS};
+
+// The other accelerators a target may be, probed through their registered device guards.
+constexpr c10::DeviceType kOtherAccelerators[] = {
+    c10::DeviceType::XPU, c10::DeviceType::HPU, c10::DeviceType::PrivateUse1};
 
 bool is_available(c10::DeviceType type, const Availability& available);
 
@@ -45,8 +52,9 @@ class Redirect {
 };
 
 // The redirect for this machine: every unavailable accelerator goes to the best available device
-// that is not itself redirected (MPS, then CUDA, then CPU), or to `override` when given.
-// `override` is a device string such as "cpu" or "mps"; it must name an available device.
+// that is not itself redirected (MPS, then CUDA, then another accelerator, then CPU), or to
+// `override` when given. `override` is a device string such as "cpu", "mps" or a PrivateUse1
+// backend's name; it must name an available device.
 Redirect select_redirect(const Availability& available, const c10::optional<std::string>& override);
 
 // The human-readable form used in logs and errors, e.g. "cuda, mps -> cpu".

@@ -3,9 +3,6 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/Device.h>
 #include <torch/version.h>
-#if TORCH_VERSION_MAJOR >= 2
-#include <ATen/DeviceAccelerator.h>
-#endif
 
 #include "patch.h"
 #include "torchdevice/device_spec.h"
@@ -62,9 +59,10 @@ PyObject* redirecting_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) 
 // Owned forever: a static py::object would be released after the interpreter is gone.
 PyObject* original_cuda_method = nullptr;
 
-// Tensor.cuda(N) on torch >= 2 with no accelerator: hands torch a CUDA device instead of the bare
-// index its parser cannot resolve. Tensor.cuda is always a CUDA request, so nothing that is not
-// redirected passes through here.
+// Tensor.cuda(N) on torch >= 2: hands torch a CUDA device instead of the bare index, which its
+// parser reads as "the current accelerator": none at all fails, and another accelerator (the
+// target) fails Tensor.cuda's own "must be cuda device" check. Tensor.cuda is always a CUDA
+// request, so nothing that is not redirected passes through here.
 PyObject* cuda_with_index(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
   const Py_ssize_t count = PyTuple_GET_SIZE(args);  // (self, device?, ...)
   PyObject* device = count >= 2 ? PyTuple_GET_ITEM(args, 1)
@@ -117,7 +115,7 @@ void install_device_hook() {
   original_new = THPDeviceType.tp_new;
   THPDeviceType.tp_new = &redirecting_new;
 #if TORCH_VERSION_MAJOR >= 2
-  if (current_redirect().redirects(c10::DeviceType::CUDA) && !at::getAccelerator(false)) {
+  if (current_redirect().redirects(c10::DeviceType::CUDA)) {
     auto tensor = py::module_::import("torch").attr("Tensor");
     if (original_cuda_method == nullptr) {
       original_cuda_method = py::object(tensor.attr("cuda")).release().ptr();

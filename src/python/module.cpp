@@ -30,8 +30,10 @@ namespace torchdevice::python {
 
 namespace {
 
+// Whether torch.cuda is answered by us: set and cleared with the GIL held.
+bool cuda_hooked = false;
+
 void uninstall_all() {
-  const bool cuda_hooked = current_redirect().redirects(c10::DeviceType::CUDA);
   restore_all();
   uninstall_amp();
   uninstall_serialization();
@@ -40,6 +42,7 @@ void uninstall_all() {
   uninstall_device_hook();
   if (cuda_hooked) {
     uninstall_cuda_api();
+    cuda_hooked = false;
   }
   uninstall_memory_api();
   uninstall_legacy_types();
@@ -53,14 +56,26 @@ py::object target_device() {
   return py::reinterpret_steal<py::object>(THPDevice_New(current_redirect().target()));
 }
 
+// All or nothing: if any hook fails, every hook of this and any earlier install is removed.
 py::object install_all(const c10::optional<std::string>& target) {
-  const Redirect redirect = torchdevice::install(target);
+  Redirect redirect;
+  try {
+    redirect = torchdevice::install(target);
+  } catch (...) {
+    // A bad target changes nothing; a registration that failed left the core uninstalled, and
+    // the Python hooks of an earlier install follow it.
+    if (!is_installed()) {
+      uninstall_all();
+    }
+    throw;
+  }
   try {
     if (!redirect.empty()) {
       install_device_hook();
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();
+      cuda_hooked = true;
       install_generator_hook();
       install_memory_api();
       install_streams();

@@ -131,3 +131,70 @@ def test_install_and_uninstall_cycles_keep_behaviour(target):
         assert torch.device("cuda").type == "cuda"
         torchdevice.install()
         assert torch.zeros(1, device="cuda").device == target
+
+
+@pytest.mark.skipif(not hasattr(torch.library.Library, "fallback"),
+                    reason=f"torch {torch.__version__}'s Python cannot register a backend fallback")
+def test_a_fallback_already_on_mps_stays_and_the_install_succeeds():
+    # What torch itself does on a Mac whose MPS is built but unavailable (VMs, CI runners).
+    code = """
+import torch
+library = torch.library.Library("_", "IMPL", "MPS")
+def unavailable(op, keyset, *args, **kwargs):
+    raise RuntimeError("torch's own MPS fallback ran for " + str(op))
+library.fallback(unavailable, with_keyset=True)
+import torchdevice
+assert torchdevice.is_installed() and "mps" in torchdevice.redirected()
+assert torch.zeros(2, device="mps").device == torchdevice.target()
+assert torch.ones(2).to("mps").device == torchdevice.target()
+mps = [line for line in torch._C._dispatch_dump("aten::add.Tensor").splitlines()
+       if line.startswith("MPS:")]
+assert len(mps) == 1 and "src/dispatch.cpp" not in mps[0], mps
+torchdevice.uninstall()
+torchdevice.install()
+assert torch.zeros(2, device="cuda").device == torchdevice.target()
+print("ok")
+"""
+    assert run_python(code).stdout.split() == ["ok"]
+
+
+@requires_cuda_redirect
+def test_a_failed_install_leaves_nothing_behind():
+    # Another library that guards torch.cuda makes one of the Python hooks fail midway.
+    code = """
+import os, types, torch
+class Guarded(types.ModuleType):
+    def __setattr__(self, name, value):
+        if name == "is_available":
+            raise RuntimeError("torch.cuda is guarded by another library")
+        super().__setattr__(name, value)
+before = dict(vars(torch.cuda))
+device_new = torch.device.__new__
+torch.cuda.__class__ = Guarded
+os.environ["TORCHDEVICE_DISABLE"] = "1"
+import torchdevice
+try:
+    torchdevice.install()
+except RuntimeError as error:
+    assert "guarded" in str(error), error
+else:
+    raise AssertionError("the install should have failed")
+assert not torchdevice.is_installed() and torchdevice.target() is None
+assert {k: v for k, v in vars(torch.cuda).items() if k in before} == before
+assert set(vars(torch.cuda)) == set(before), set(vars(torch.cuda)) ^ set(before)
+assert torch.device("cuda").type == "cuda"
+ours = ("src/dispatch.cpp", "src/missing_ops.cpp", "src/amp.cpp", "src/pinning.cpp")
+for op in ("aten::add.Tensor", "aten::empty.memory_format", "aten::batch_norm_stats"):
+    dump = torch._C._dispatch_dump(op)
+    assert not any(name in dump for name in ours), dump
+try:
+    torch.zeros(1, device="cuda")
+except (RuntimeError, AssertionError) as error:
+    assert "torchdevice" not in str(error), error
+else:
+    raise AssertionError("CUDA must be torch's own again")
+torch.cuda.__class__ = types.ModuleType
+assert torchdevice.install() == torch.zeros(1, device="cuda").device
+print("ok")
+"""
+    assert run_python(code).stdout.split() == ["ok"]
