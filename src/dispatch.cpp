@@ -9,6 +9,7 @@
 #include "torchdevice/log.h"
 #include "torchdevice/report.h"
 #include "torchdevice/state.h"
+#include "torchdevice/target_device.h"
 
 #include <c10/core/TensorOptions.h>
 
@@ -56,22 +57,12 @@ void check_still_installed(const Redirect& redirect, const Name& op_name) {
                               "while this call was in flight.");
 }
 
-bool is_exhausted(const c10::Error& error) {
-  const std::string& message = error.msg();
-  return message.find("DefaultCPUAllocator") != std::string::npos &&
-         (message.find("not enough memory") != std::string::npos ||
-          message.find("can't allocate memory") != std::string::npos);
-}
-
 constexpr char kOutOfMemoryOn[] = "Out of memory on ";
 
-// Running out of memory, reported without the target's name yet: torch's OutOfMemoryError (the
-// limit of set_per_process_memory_fraction raises one), or the CPU allocator's plain c10::Error.
+// Running out of memory, reported without the target's name yet (a redirected call's own
+// allocation; the name is added once).
 bool out_of_memory_unnamed(const c10::Error& error) {
-  if (dynamic_cast<const c10::OutOfMemoryError*>(&error) != nullptr) {
-    return error.msg().rfind(kOutOfMemoryOn, 0) != 0;
-  }
-  return is_exhausted(error);
+  return target_device::is_out_of_memory(error) && error.msg().rfind(kOutOfMemoryOn, 0) != 0;
 }
 
 // CUDA code catches torch.cuda.OutOfMemoryError (c10::OutOfMemoryError) to shrink its batch; a

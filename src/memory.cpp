@@ -128,6 +128,9 @@ MemoryStats CountingAllocator::stats() const {
   s.total_allocated_bytes = s.allocated_bytes + freed_bytes - baseline_.total_allocated_bytes;
   s.total_allocations = s.allocations + frees - baseline_.total_allocations;
   s.num_ooms = num_ooms_.load(std::memory_order_relaxed) - baseline_.num_ooms;
+  // Nothing is cached: every byte held is allocated.
+  s.reserved_bytes = s.allocated_bytes;
+  s.peak_reserved_bytes = s.peak_allocated_bytes;
   return s;
 }
 

@@ -17,12 +17,15 @@ namespace torchdevice {
 #define TORCHDEVICE_ALLOCATE_CONST const
 #endif
 
-// A snapshot of what a CountingAllocator has seen, in torch.cuda.memory_stats' terms.
+// A snapshot of an allocator's statistics (a CountingAllocator's, or a device allocator's), in
+// torch.cuda.memory_stats' terms.
 struct MemoryStats {
   int64_t allocated_bytes = 0;        // live bytes now
   int64_t peak_allocated_bytes = 0;   // most live bytes since the last peak reset
   int64_t total_allocated_bytes = 0;  // bytes ever allocated
   int64_t total_freed_bytes = 0;      // bytes ever freed
+  int64_t reserved_bytes = 0;         // held from the system now: allocated + cached
+  int64_t peak_reserved_bytes = 0;
   int64_t allocations = 0;            // live allocations now
   int64_t peak_allocations = 0;
   int64_t total_allocations = 0;

@@ -15,6 +15,7 @@
 #include "nvtx.h"
 #include "patch.h"
 #include "streams.h"
+#include "device_module.h"
 #include "unsupported.h"
 #include "torchdevice/device_spec.h"
 #include "torchdevice/host.h"
@@ -86,10 +87,7 @@ void set_rng_state(const at::Tensor& state, const py::object& device) {
 
 void synchronize(const py::object& device) {
   resolve(device);
-  // CPU work is complete when the op returns; MPS queues work and must be waited for.
-  if (target().type() == c10::DeviceType::MPS) {
-    py::module_::import("torch.mps").attr("synchronize")();
-  }
+  synchronize_target();
 }
 
 // torch.cuda.device: the context manager. Every index is the one target, so entering only checks

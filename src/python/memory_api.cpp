@@ -5,9 +5,11 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include "cuda_api.h"
+#include "device_module.h"
 #include "patch.h"
 #include "torchdevice/host.h"
 #include "torchdevice/memory.h"
+#include "torchdevice/target_device.h"
 
 #include <atomic>
 #include <cmath>
@@ -24,10 +26,6 @@ namespace {
 
 bool on_cpu() {
   return target().type() == c10::DeviceType::CPU;
-}
-
-bool on_mps() {
-  return target().type() == c10::DeviceType::MPS;
 }
 
 // TORCHDEVICE_CPU_MEMORY_STATS=0 at install: the CPU target's allocations are not counted, which
@@ -59,88 +57,98 @@ const CountingAllocator& cpu_counter() {
   return mutable_cpu_counter();
 }
 
-[[noreturn]] void unsupported(const std::string& call, const std::string& why) {
-  TORCH_CHECK(false, "torch.cuda.", call, " is not available on the ", target().str(),
-              " target that torchdevice redirects CUDA to: ", why);
+// The target's allocator statistics: torchdevice's counter on the CPU, the target allocator's
+// own elsewhere; nullopt where this torch exposes neither (MPS before torch 2.9).
+c10::optional<MemoryStats> target_stats() {
+  if (on_cpu()) {
+    return cpu_counter().stats();
+  }
+  return target_device::allocator_stats(target());
 }
 
-// A function of torch.mps (torch >= 2), or a clear error naming the call that needed it.
-py::object mps_function(const char* name, const std::string& call) {
-  auto mps = py::module_::import("torch.mps");
-  if (!py::hasattr(mps, name)) {
-    unsupported(call, std::string("this torch has no torch.mps.") + name);
-  }
-  return mps.attr(name);
+[[noreturn]] void no_statistic(const std::string& call) {
+  unsupported(call, "this torch's " + c10::DeviceTypeName(target().type(), true) +
+                        " allocator keeps no such statistic (torch >= 2.9 keeps them)");
 }
 
 int64_t memory_allocated(const py::object& device) {
   resolve(device);
-  if (on_mps()) {
-    return mps_function("current_allocated_memory", "memory_allocated()")().cast<int64_t>();
+  if (const auto stats = target_stats()) {
+    return stats->allocated_bytes;
   }
-  return cpu_counter().stats().allocated_bytes;
+  return device_module_function({"memory_allocated", "current_allocated_memory"},
+                                "memory_allocated()")()
+      .cast<int64_t>();
 }
 
 int64_t max_memory_allocated(const py::object& device) {
   resolve(device);
-  if (on_mps()) {
-    unsupported("max_memory_allocated()", "the MPS allocator keeps no peak statistic");
+  if (const auto stats = target_stats()) {
+    return stats->peak_allocated_bytes;
   }
-  return cpu_counter().stats().peak_allocated_bytes;
+  no_statistic("max_memory_allocated()");
 }
 
-// The CPU allocator caches nothing: every byte it holds is allocated, so reserved == allocated.
 int64_t memory_reserved(const py::object& device) {
   resolve(device);
-  if (on_mps()) {
-    return mps_function("driver_allocated_memory", "memory_reserved()")().cast<int64_t>();
+  if (const auto stats = target_stats()) {
+    return stats->reserved_bytes;
   }
-  return cpu_counter().stats().allocated_bytes;
+  return device_module_function({"memory_reserved", "driver_allocated_memory"},
+                                "memory_reserved()")()
+      .cast<int64_t>();
 }
 
 int64_t max_memory_reserved(const py::object& device) {
   resolve(device);
-  if (on_mps()) {
-    unsupported("max_memory_reserved()", "the MPS allocator keeps no peak statistic");
+  if (const auto stats = target_stats()) {
+    return stats->peak_reserved_bytes;
   }
-  return cpu_counter().stats().peak_allocated_bytes;
+  no_statistic("max_memory_reserved()");
 }
 
 void reset_peak(const py::object& device) {
   resolve(device);
-  if (on_mps()) {
-    unsupported("reset_peak_memory_stats()", "the MPS allocator keeps no peak statistic");
+  if (on_cpu()) {
+    mutable_cpu_counter().reset_peak();
+  } else if (!target_device::reset_peak(target())) {
+    no_statistic("reset_peak_memory_stats()");
   }
-  mutable_cpu_counter().reset_peak();
 }
 
 void reset_accumulated(const py::object& device) {
   resolve(device);
-  if (on_mps()) {
-    unsupported("reset_accumulated_memory_stats()", "the MPS allocator keeps no such statistic");
+  if (on_cpu()) {
+    mutable_cpu_counter().reset_accumulated();
+  } else if (!target_device::reset_accumulated(target())) {
+    no_statistic("reset_accumulated_memory_stats()");
   }
-  mutable_cpu_counter().reset_accumulated();
 }
 
-// torch.cuda.memory_stats' flat keys for what is counted. Allocated, active and reserved bytes
-// coincide on the CPU: blocks are returned to the system when freed, never cached.
+// torch.cuda.memory_stats' flat keys for what the target's allocator counts. On the CPU,
+// allocated, active and reserved bytes coincide: blocks are returned to the system when freed.
 py::dict memory_stats(const py::object& device) {
   resolve(device);
   py::dict out;
-  if (on_mps()) {
-    const auto allocated = memory_allocated(device);
-    const auto reserved = memory_reserved(device);
-    out["allocated_bytes.all.current"] = allocated;
-    out["reserved_bytes.all.current"] = reserved;
+  const auto stats = target_stats();
+  if (!stats) {
+    out["allocated_bytes.all.current"] = memory_allocated(device);
+    out["reserved_bytes.all.current"] = memory_reserved(device);
     return out;
   }
-  const MemoryStats s = cpu_counter().stats();
-  for (const char* kind : {"allocated_bytes", "active_bytes", "reserved_bytes"}) {
+  const MemoryStats& s = *stats;
+  for (const char* kind : {"allocated_bytes", "active_bytes"}) {
     const std::string key(kind);
     out[py::str(key + ".all.current")] = s.allocated_bytes;
     out[py::str(key + ".all.peak")] = s.peak_allocated_bytes;
     out[py::str(key + ".all.allocated")] = s.total_allocated_bytes;
     out[py::str(key + ".all.freed")] = s.total_freed_bytes;
+  }
+  out["reserved_bytes.all.current"] = s.reserved_bytes;
+  out["reserved_bytes.all.peak"] = s.peak_reserved_bytes;
+  if (on_cpu()) {
+    out["reserved_bytes.all.allocated"] = s.total_allocated_bytes;
+    out["reserved_bytes.all.freed"] = s.total_freed_bytes;
   }
   out["allocation.all.current"] = s.allocations;
   out["allocation.all.peak"] = s.peak_allocations;
@@ -187,14 +195,16 @@ std::string memory_summary(const py::object& device, bool /*abbreviated*/) {
   resolve(device);
   std::ostringstream out;
   out << "torchdevice memory summary: torch.cuda redirected to " << target().str() << "\n";
-  if (on_mps()) {
+  const auto stats = target_stats();
+  if (!stats) {
     out << "  allocated: " << format_bytes(memory_allocated(device))
-        << "\n  driver allocated: " << format_bytes(memory_reserved(device)) << "\n";
+        << "\n  reserved:  " << format_bytes(memory_reserved(device)) << "\n";
     return out.str();
   }
-  const MemoryStats s = cpu_counter().stats();
-  out << "  CPU allocations counted since torchdevice was installed (no caching: reserved = "
-         "allocated)\n"
+  const MemoryStats& s = *stats;
+  out << (on_cpu() ? "  CPU allocations counted since torchdevice was installed (no caching: "
+                     "reserved = allocated)\n"
+                   : "  the target allocator's own statistics\n")
       << "  allocated now:   " << format_bytes(s.allocated_bytes) << " in " << s.allocations
       << " blocks\n"
       << "  peak:            " << format_bytes(s.peak_allocated_bytes) << " in "
@@ -202,17 +212,22 @@ std::string memory_summary(const py::object& device, bool /*abbreviated*/) {
       << "  total allocated: " << format_bytes(s.total_allocated_bytes) << " in "
       << s.total_allocations << " blocks\n"
       << "  total freed:     " << format_bytes(s.total_freed_bytes) << " in " << s.total_frees
-      << " blocks\n"
-      << "  limit:           "
-      << (cpu_counter().limit() < 0 ? std::string("none") : format_bytes(cpu_counter().limit()))
-      << ", out-of-memory refusals: " << s.num_ooms << "\n";
+      << " blocks\n";
+  if (on_cpu()) {
+    out << "  limit:           "
+        << (cpu_counter().limit() < 0 ? std::string("none") : format_bytes(cpu_counter().limit()))
+        << ", out-of-memory refusals: " << s.num_ooms << "\n";
+  } else {
+    out << "  reserved now:    " << format_bytes(s.reserved_bytes) << ", peak "
+        << format_bytes(s.peak_reserved_bytes) << "\n";
+  }
   return out.str();
 }
 
 void empty_cache() {
   // The CPU allocator caches nothing, so there is nothing to release.
-  if (on_mps()) {
-    mps_function("empty_cache", "empty_cache()")();
+  if (!on_cpu() && !target_device::empty_cache(target())) {
+    device_module_function({"empty_cache"}, "empty_cache()")();
   }
 }
 
@@ -220,8 +235,9 @@ void set_memory_fraction(double fraction, const py::object& device) {
   resolve(device);
   TORCH_CHECK_VALUE(fraction >= 0 && fraction <= 1, "Invalid fraction value: ", fraction,
                     ". Allowed range: 0~1");
-  if (on_mps()) {
-    mps_function("set_per_process_memory_fraction", "set_per_process_memory_fraction()")(fraction);
+  if (!on_cpu()) {
+    device_module_function({"set_per_process_memory_fraction"},
+                           "set_per_process_memory_fraction()")(fraction);
     return;
   }
   // The whole of the host is no limit: what the host cannot give fails as it always did.
@@ -231,24 +247,44 @@ void set_memory_fraction(double fraction, const py::object& device) {
 
 double get_memory_fraction(const py::object& device) {
   resolve(device);
-  if (on_mps()) {
-    unsupported("get_per_process_memory_fraction()", "torch.mps does not report it");
+  if (!on_cpu()) {
+    return device_module_function({"get_per_process_memory_fraction"},
+                                  "get_per_process_memory_fraction()")()
+        .cast<double>();
   }
   const int64_t limit = cpu_counter().limit();
   return limit < 0 ? 1.0 : static_cast<double>(limit) / static_cast<double>(host_memory().total_bytes);
 }
 
+// The most memory the target may use: its module's own figure where it has one (MPS's
+// recommended working set; another backend's device properties), else the host's (the CPU).
+int64_t target_total_memory() {
+  if (!on_cpu()) {
+    if (device_module_has("recommended_max_memory")) {
+      return device_module_function({"recommended_max_memory"}, "")().cast<int64_t>();
+    }
+    if (device_module_has("get_device_properties")) {
+      auto properties = device_module_function({"get_device_properties"}, "")(target().index());
+      if (py::hasattr(properties, "total_memory")) {
+        return properties.attr("total_memory").cast<int64_t>();
+      }
+    }
+  }
+  return host_memory().total_bytes;
+}
+
 // (free, total) bytes of the target.
 py::tuple mem_get_info(const py::object& device) {
   resolve(device);
-  if (on_mps()) {
-    const auto total =
-        mps_function("recommended_max_memory", "mem_get_info()")().cast<int64_t>();
-    const auto used = memory_reserved(device);
-    return py::make_tuple(std::max<int64_t>(total - used, 0), total);
+  if (on_cpu()) {
+    const HostMemory memory = host_memory();
+    return py::make_tuple(memory.available_bytes, memory.total_bytes);
   }
-  const HostMemory memory = host_memory();
-  return py::make_tuple(memory.available_bytes, memory.total_bytes);
+  if (device_module_has("mem_get_info")) {
+    return device_module_function({"mem_get_info"}, "mem_get_info()")(target().index());
+  }
+  const auto total = target_total_memory();
+  return py::make_tuple(std::max<int64_t>(total - memory_reserved(device), 0), total);
 }
 
 // torch.cuda.get_device_properties' object, for the target. The target has no CUDA compute
@@ -270,14 +306,10 @@ DeviceProperties device_properties(const py::object& device) {
   // On Apple silicon the GPU and CPU share the chip and its memory; the GPU's core count is not
   // exposed through torch, so the processor count is the host's (documented).
   properties.multi_processor_count = host_processor_count();
-  properties.total_memory = host_memory().total_bytes;
-  properties.is_integrated = on_mps();
-  if (on_mps()) {
-    auto mps = py::module_::import("torch.mps");
-    if (py::hasattr(mps, "recommended_max_memory")) {
-      properties.total_memory = mps.attr("recommended_max_memory")().cast<int64_t>();
-    }
-  }
+  properties.total_memory = target_total_memory();
+  // The CPU, and an accelerator that reports its memory through the host's (MPS's unified
+  // memory), share the host's memory.
+  properties.is_integrated = !on_cpu() && !device_module_has("get_device_properties");
   return properties;
 }
 

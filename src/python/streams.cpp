@@ -6,7 +6,8 @@
 
 #include "cuda_api.h"
 #include "patch.h"
-#include "torchdevice/event.h"
+#include "device_module.h"
+#include "torchdevice/target_device.h"
 
 #include <atomic>
 #include <memory>
@@ -19,13 +20,6 @@ namespace py = pybind11;
 namespace torchdevice::python {
 
 namespace {
-
-// Blocks until the target has finished all submitted work. The CPU already has.
-void wait_for_target() {
-  if (target().type() == c10::DeviceType::MPS) {
-    py::module_::import("torch.mps").attr("synchronize")();
-  }
-}
 
 class Stream {
  public:
@@ -79,25 +73,21 @@ std::string stream_repr(const Stream& s) {
 class Event {
  public:
   Event(bool enable_timing, bool blocking, bool interprocess)
-      : event_(enable_timing), blocking_(blocking) {
+      : event_(target_device::make_event(target(), enable_timing)), blocking_(blocking) {
     TORCH_CHECK(!interprocess, "torch.cuda.Event(interprocess=True) is not available on the ",
                 target().str(), " target that torchdevice redirects CUDA to: there is no CUDA IPC");
   }
 
-  // Any stream: they all share the target's one queue (pybind11 refuses non-streams).
-  void record(const c10::optional<StreamPtr>&) {
-    wait_for_target();
-    event_.record();
-  }
-  // Everything recorded has completed by the time record() returned.
-  bool query() const { return true; }
-  void synchronize() const { wait_for_target(); }
-  double elapsed_time(const Event& end) const { return event_.elapsed_ms(end.event_); }
-  bool recorded() const { return event_.recorded(); }
+  // Any stream: they all share the target's current queue (pybind11 refuses non-streams).
+  void record(const c10::optional<StreamPtr>&) { event_->record(); }
+  bool query() const { return event_->query(); }
+  void synchronize() const { event_->synchronize(); }
+  double elapsed_time(const Event& end) const { return event_->elapsed_ms(*end.event_); }
+  bool recorded() const { return event_->recorded(); }
   bool blocking() const { return blocking_; }
 
  private:
-  HostEvent event_;
+  std::unique_ptr<target_device::Event> event_;
   bool blocking_;
 };
 
@@ -140,8 +130,14 @@ void define_streams(py::module_& cuda) {
       .def_property_readonly("cuda_stream", &Stream::id)
       .def_property_readonly("priority", &Stream::priority)
       .def_static("priority_range", []() { return py::make_tuple(0, -1); })
-      .def("query", [](const Stream&) { return true; })
-      .def("synchronize", [](const Stream&) { wait_for_target(); })
+      // Every stream is the target's one queue: done when an event recorded now has completed.
+      .def("query",
+           [](const Stream&) {
+             const auto now = target_device::make_event(target(), false);
+             now->record();
+             return now->query();
+           })
+      .def("synchronize", [](const Stream&) { synchronize_target(); })
       // One ordered queue: work on every stream already follows the event / the other stream.
       .def("wait_event", [](const Stream&, const Event&) {}, py::arg("event"))
       .def("wait_stream", [](const Stream&, const Stream&) {}, py::arg("stream"))

@@ -1,0 +1,53 @@
+#include "device_module.h"
+
+#include <c10/util/Exception.h>
+
+#include "cuda_api.h"
+#include "torchdevice/target_device.h"
+
+namespace py = pybind11;
+
+namespace torchdevice::python {
+
+namespace {
+
+// torch registers each backend's module under the device type's name (torch.mps, torch.xpu, and
+// a PrivateUse1 backend's through torch._register_device_module).
+py::object device_module() {
+  const std::string name = c10::DeviceTypeName(target().type(), /*lower_case=*/true);
+  auto torch = py::module_::import("torch");
+  return py::hasattr(torch, name.c_str()) ? torch.attr(name.c_str()) : py::none();
+}
+
+}  // namespace
+
+void unsupported(const std::string& call, const std::string& why) {
+  TORCH_CHECK(false, "torch.cuda.", call, " is not available on the ", target().str(),
+              " target that torchdevice redirects CUDA to: ", why);
+}
+
+bool device_module_has(const char* name) {
+  const auto module = device_module();
+  return !module.is_none() && py::hasattr(module, name);
+}
+
+py::object device_module_function(std::initializer_list<const char*> names,
+                                  const std::string& call) {
+  const auto module = device_module();
+  for (const char* name : names) {
+    if (!module.is_none() && py::hasattr(module, name)) {
+      return module.attr(name);
+    }
+  }
+  unsupported(call, "this torch offers no way to ask the " +
+                        c10::DeviceTypeName(target().type(), /*lower_case=*/true) +
+                        " backend for it (no " + *names.begin() + " in its module)");
+}
+
+void synchronize_target() {
+  if (!target_device::synchronize(target())) {
+    device_module_function({"synchronize"}, "synchronize()")();
+  }
+}
+
+}  // namespace torchdevice::python

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <initializer_list>
+#include <string>
+
+// The target backend's own Python module (torch.mps, torch.xpu, torch.<PrivateUse1 name>), asked
+// only where the running torch has no device-generic route (src/target_device.cpp): the one place
+// where torchdevice calls a backend through its module.
+namespace torchdevice::python {
+
+// The first of `names` that the target's module has (backends spell some functions differently:
+// torch.mps.current_allocated_memory is torch.xpu.memory_allocated), or an error naming `call`.
+pybind11::object device_module_function(std::initializer_list<const char*> names,
+                                        const std::string& call);
+// Whether the target's module has `name`.
+bool device_module_has(const char* name);
+
+// Blocks until the target has finished all queued work: through its device guard, else its module.
+void synchronize_target();
+
+// The error for a torch.cuda function the target cannot answer, naming the call and the target.
+[[noreturn]] void unsupported(const std::string& call, const std::string& why);
+
+}  // namespace torchdevice::python

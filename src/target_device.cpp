@@ -1,0 +1,232 @@
+#include "torchdevice/target_device.h"
+
+#include <c10/core/Event.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+#include <torch/version.h>
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+// c10::DeviceAllocator: one statistics interface for every accelerator's allocator.
+#include <c10/core/CachingDeviceAllocator.h>
+#define TORCHDEVICE_HAS_DEVICE_ALLOCATOR 1
+#endif
+
+#include "torchdevice/event.h"
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace torchdevice::target_device {
+
+namespace {
+
+// Feature tests rather than version numbers: guards learnt to synchronize a device, and events
+// to synchronize and time themselves, during torch 2.
+template <class Guard, class = void>
+struct GuardSynchronizes : std::false_type {};
+template <class Guard>
+struct GuardSynchronizes<Guard, std::void_t<decltype(std::declval<const Guard&>().synchronizeDevice(
+                                    c10::DeviceIndex{0}))>> : std::true_type {};
+
+template <class E, class = void>
+struct EventTimes : std::false_type {};
+template <class E>
+struct EventTimes<E, std::void_t<decltype(std::declval<const E&>().elapsedTime(
+                                     std::declval<const E&>())),
+                                 decltype(std::declval<const E&>().synchronize())>>
+    : std::true_type {};
+
+const c10::impl::DeviceGuardImplInterface* guard_for(c10::Device device) {
+  if (device.is_cpu() || !c10::impl::hasDeviceGuardImpl(device.type())) {
+    return nullptr;
+  }
+  return c10::impl::getDeviceGuardImpl(device.type());
+}
+
+#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+// The target's allocator as a DeviceAllocator, or nullptr where it is another kind.
+c10::DeviceAllocator* device_allocator(c10::Device device) {
+  if (device.is_cpu()) {
+    return nullptr;
+  }
+  auto* allocator = c10::GetAllocator(device.type());
+  return allocator == nullptr ? nullptr : dynamic_cast<c10::DeviceAllocator*>(allocator);
+}
+#endif
+
+// The CPU, and targets whose guard has no timed events: work is complete (or was waited for)
+// when record() returns, so a host timestamp then is the event's time.
+class HostTimedEvent final : public Event {
+ public:
+  HostTimedEvent(c10::Device device, bool enable_timing)
+      : device_(device), event_(enable_timing) {}
+  void record() override {
+    synchronize();
+    event_.record();
+  }
+  bool query() const override { return true; }
+  void synchronize() const override { target_device::synchronize(device_); }
+  bool recorded() const override { return event_.recorded(); }
+  double elapsed_ms(const Event& end) const override {
+    const auto* other = dynamic_cast<const HostTimedEvent*>(&end);
+    TORCH_CHECK(other != nullptr, "Both events must be of the same device to compare times.");
+    return event_.elapsed_ms(other->event_);
+  }
+
+ private:
+  c10::Device device_;
+  HostEvent event_;
+};
+
+// The backend's own event, recorded on the device's current stream: record() does not wait.
+template <class E>
+class GuardEvent final : public Event {
+ public:
+  GuardEvent(c10::Device device, bool enable_timing)
+      : device_(device),
+        enable_timing_(enable_timing),
+        event_(device.type(), enable_timing ? c10::EventFlag::BACKEND_DEFAULT
+                                            : c10::EventFlag::PYTORCH_DEFAULT) {}
+  void record() override {
+    event_.record(c10::impl::VirtualGuardImpl(device_.type()).getStream(device_));
+    recorded_ = true;
+  }
+  bool query() const override { return event_.query(); }
+  void synchronize() const override { event_.synchronize(); }
+  bool recorded() const override { return recorded_; }
+  double elapsed_ms(const Event& end) const override {
+    const auto* other = dynamic_cast<const GuardEvent*>(&end);
+    TORCH_CHECK(other != nullptr, "Both events must be of the same device to compare times.");
+    TORCH_CHECK(enable_timing_ && other->enable_timing_,
+                "Both events must be created with argument 'enable_timing=True'.");
+    TORCH_CHECK(recorded_ && other->recorded_,
+                "Both events must be recorded before calculating elapsed time.");
+    return event_.elapsedTime(other->event_);
+  }
+
+ private:
+  c10::Device device_;
+  bool enable_timing_;
+  bool recorded_ = false;
+  E event_;
+};
+
+// Templates, so that what this torch lacks is never instantiated.
+template <class Guard>
+bool synchronize_with(const Guard* guard, c10::DeviceIndex index) {
+  if constexpr (GuardSynchronizes<Guard>::value) {
+    guard->synchronizeDevice(index);
+    return true;
+  } else {
+    return false;
+  }
+}
+
+template <class E>
+std::unique_ptr<Event> timed_device_event(c10::Device device, bool enable_timing) {
+  if constexpr (EventTimes<E>::value) {
+    // A guard without events (the CPU's, a no-op one) refuses to record.
+    try {
+      E probe(device.type(), c10::EventFlag::PYTORCH_DEFAULT);
+      probe.record(c10::impl::VirtualGuardImpl(device.type()).getStream(device));
+    } catch (const c10::Error&) {
+      return nullptr;
+    }
+    return std::make_unique<GuardEvent<E>>(device, enable_timing);
+  } else {
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+bool synchronize(c10::Device device) {
+  if (device.is_cpu()) {
+    return true;  // CPU work is complete when the op returns
+  }
+  const auto* guard = guard_for(device);
+  return guard != nullptr && synchronize_with(guard, device.index());
+}
+
+c10::optional<MemoryStats> allocator_stats(c10::Device device) {
+#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+  if (auto* allocator = device_allocator(device)) {
+    const auto stats = allocator->getDeviceStats(device.index());
+    constexpr auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    MemoryStats out;
+    out.allocated_bytes = stats.allocated_bytes[all].current;
+    out.peak_allocated_bytes = stats.allocated_bytes[all].peak;
+    out.total_allocated_bytes = stats.allocated_bytes[all].allocated;
+    out.total_freed_bytes = stats.allocated_bytes[all].freed;
+    out.reserved_bytes = stats.reserved_bytes[all].current;
+    out.peak_reserved_bytes = stats.reserved_bytes[all].peak;
+    out.allocations = stats.allocation[all].current;
+    out.peak_allocations = stats.allocation[all].peak;
+    out.total_allocations = stats.allocation[all].allocated;
+    out.total_frees = stats.allocation[all].freed;
+    out.num_ooms = stats.num_ooms;
+    return out;
+  }
+#endif
+  (void)device;
+  return c10::nullopt;
+}
+
+bool reset_peak(c10::Device device) {
+#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+  if (auto* allocator = device_allocator(device)) {
+    allocator->resetPeakStats(device.index());
+    return true;
+  }
+#endif
+  (void)device;
+  return false;
+}
+
+bool reset_accumulated(c10::Device device) {
+#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+  if (auto* allocator = device_allocator(device)) {
+    allocator->resetAccumulatedStats(device.index());
+    return true;
+  }
+#endif
+  (void)device;
+  return false;
+}
+
+bool empty_cache(c10::Device device) {
+#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+  if (auto* allocator = device_allocator(device)) {
+    allocator->emptyCache();
+    return true;
+  }
+#endif
+  (void)device;
+  return false;
+}
+
+bool has_device_events(c10::Device device) {
+  return guard_for(device) != nullptr && timed_device_event<c10::Event>(device, false) != nullptr;
+}
+
+std::unique_ptr<Event> make_event(c10::Device device, bool enable_timing) {
+  if (guard_for(device) != nullptr) {
+    if (auto event = timed_device_event<c10::Event>(device, enable_timing)) {
+      return event;
+    }
+  }
+  return std::make_unique<HostTimedEvent>(device, enable_timing);
+}
+
+bool is_out_of_memory(const c10::Error& error) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&error) != nullptr) {
+    return true;
+  }
+  const std::string& message = error.msg();
+  return (message.find("DefaultCPUAllocator") != std::string::npos &&
+          (message.find("not enough memory") != std::string::npos ||
+           message.find("can't allocate memory") != std::string::npos)) ||
+         message.find("out of memory") != std::string::npos;
+}
+
+}  // namespace torchdevice::target_device
