@@ -20,6 +20,7 @@ struct Originals {
   py::object init_process_group;
   py::object new_group;
   py::object ddp_init;
+  py::object dp_init;
 };
 
 // Heap-allocated and never freed: destroying Python references after interpreter finalisation
@@ -103,6 +104,42 @@ py::object ddp_init(py::args args, py::kwargs kwargs) {
   return originals().ddp_init(*py::tuple(changed), **kwargs);
 }
 
+// DataParallel.__init__(self, module, device_ids=None, output_device=None, dim=0). Every CUDA
+// index is the one target, so the module runs on one device, as DataParallel does with one id.
+py::object dp_init(py::args args, py::kwargs kwargs) {
+  py::list changed(args);
+  const auto first_only = [](const py::object& ids) -> py::object {
+    if (ids.is_none() || py::len(ids) <= 1) {
+      return ids;
+    }
+    log::info("torchdevice: DataParallel: device_ids " + py::str(ids).cast<std::string>() +
+              " are all the one target: running on one device");
+    return py::make_tuple(ids[py::int_(0)]);
+  };
+  if (changed.size() > 2) {
+    changed[2] = first_only(changed[2]);
+  } else if (kwargs.contains("device_ids")) {
+    kwargs["device_ids"] = first_only(kwargs["device_ids"]);
+  }
+  return originals().dp_init(*py::tuple(changed), **kwargs);
+}
+
+// DataParallel.scatter for its one device: moves the inputs to the target, as CUDA's scatter
+// does for one device, without CUDA's scatter kernel (torch._C._scatter), which the target lacks.
+py::tuple dp_scatter(const py::object& /*self*/, const py::object& inputs,
+                     const py::object& kwargs, const py::object& /*device_ids*/) {
+  auto torch = py::module_::import("torch");
+  py::object target = torch.attr("device")(current_redirect().target().str());
+  py::object tensor_type = torch.attr("Tensor");
+  py::cpp_function to_target([target, tensor_type](const py::object& value) -> py::object {
+    return py::isinstance(value, tensor_type) ? value.attr("to")(target) : value;
+  });
+  auto tree_map = py::module_::import("torch.utils._pytree").attr("tree_map");
+  py::object moved_kwargs = kwargs.is_none() ? py::dict() : tree_map(to_target, kwargs);
+  return py::make_tuple(py::make_tuple(tree_map(to_target, py::tuple(inputs))),
+                        py::make_tuple(moved_kwargs));
+}
+
 // A Python function bound as a method: a plain builtin would not receive `self`.
 py::object as_method(py::cpp_function function) {
   return py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr()));
@@ -142,6 +179,10 @@ void install_distributed() {
   held.ddp_init = ddp.attr("__init__");
   // pybind11 treats functions named __init__ as its own constructors: another name.
   patch(ddp, "__init__", as_method(py::cpp_function(&ddp_init, py::name("torchdevice_ddp_init"))));
+  auto dp = py::module_::import("torch.nn.parallel").attr("DataParallel");
+  held.dp_init = dp.attr("__init__");
+  patch(dp, "__init__", as_method(py::cpp_function(&dp_init, py::name("torchdevice_dp_init"))));
+  patch(dp, "scatter", as_method(py::cpp_function(&dp_scatter, py::name("scatter"))));
 }
 
 void uninstall_distributed() {

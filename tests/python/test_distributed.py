@@ -198,3 +198,24 @@ def test_ddp_training_under_torchrun(tmp_path):
                        "train.py", str(tmp_path)], tmp_path)
     assert launched.returncode == 0, launched.stderr + launched.stdout
     check_ranks_agree(str(tmp_path))
+
+
+@requires_cuda_redirect
+@pytest.mark.parametrize("device_ids", [None, [0], [0, 1, 2]])
+def test_data_parallel_trains_on_the_one_target_as_on_one_device(device_ids):
+    """DataParallel over 'cuda' with every CUDA index the one target: one device, inputs moved
+    there, gradients and steps exactly those of the bare module."""
+    torch.manual_seed(0)
+    bare = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    wrapped_module = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    wrapped_module.load_state_dict(bare.state_dict())
+    parallel = nn.DataParallel(wrapped_module, device_ids=device_ids).cuda()
+    bare = bare.to(torchdevice.target())
+    x = torch.randn(6, 4)  # on the host, as a DataLoader yields it
+    outputs = parallel(x)
+    assert outputs.device == torchdevice.target()
+    assert torch.equal(outputs, bare(x.to(torchdevice.target())))
+    outputs.sum().backward()
+    bare(x.to(torchdevice.target())).sum().backward()
+    for a, b in zip(parallel.module.parameters(), bare.parameters()):
+        assert torch.equal(a.grad, b.grad)
