@@ -111,6 +111,20 @@ class GuardEvent final : public Event {
   E event_;
 };
 
+// Calls `use` with the target's allocator where it is a DeviceAllocator; false where it is not.
+template <class Use>
+bool with_device_allocator(c10::Device device, Use&& use) {
+#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+  if (auto* allocator = device_allocator(device)) {
+    use(*allocator);
+    return true;
+  }
+#endif
+  (void)device;
+  (void)use;
+  return false;
+}
+
 // Templates, so that what this torch lacks is never instantiated.
 template <class Guard>
 bool synchronize_with(const Guard* guard, c10::DeviceIndex index) {
@@ -173,36 +187,19 @@ c10::optional<MemoryStats> allocator_stats(c10::Device device) {
 }
 
 bool reset_peak(c10::Device device) {
-#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
-  if (auto* allocator = device_allocator(device)) {
-    allocator->resetPeakStats(device.index());
-    return true;
-  }
-#endif
-  (void)device;
-  return false;
+  return with_device_allocator(device, [&](auto& allocator) {
+    allocator.resetPeakStats(device.index());
+  });
 }
 
 bool reset_accumulated(c10::Device device) {
-#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
-  if (auto* allocator = device_allocator(device)) {
-    allocator->resetAccumulatedStats(device.index());
-    return true;
-  }
-#endif
-  (void)device;
-  return false;
+  return with_device_allocator(device, [&](auto& allocator) {
+    allocator.resetAccumulatedStats(device.index());
+  });
 }
 
 bool empty_cache(c10::Device device) {
-#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
-  if (auto* allocator = device_allocator(device)) {
-    allocator->emptyCache();
-    return true;
-  }
-#endif
-  (void)device;
-  return false;
+  return with_device_allocator(device, [](auto& allocator) { allocator.emptyCache(); });
 }
 
 bool has_device_events(c10::Device device) {
