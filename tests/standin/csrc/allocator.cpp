@@ -8,7 +8,6 @@
 
 #include <array>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -149,8 +148,6 @@ class DeviceAllocator final : public AllocatorBase {
     }
     return {data, block, &free_block, device};
   }
-
-  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
 
   void copy_data(void* dest, const void* src, std::size_t count) const override {
     default_copy_data(dest, src, count);

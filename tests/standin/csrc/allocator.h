@@ -3,6 +3,8 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CachingDeviceAllocator.h>
 
+#include <optional>
+
 // The stand-in's device memory: host memory it counts per device, with a byte limit past which
 // allocations fail the way an accelerator's do.
 namespace torchdevice::standin {

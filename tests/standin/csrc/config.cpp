@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <string>
 
 namespace torchdevice::standin {
 namespace {
@@ -36,7 +35,11 @@ Config read_config() {
   }
   config.memory_limit = physical_memory();
   if (const char* limit = std::getenv("TORCHDEVICE_STANDIN_MEMORY_LIMIT")) {
-    config.memory_limit = std::stoull(limit);
+    char* end = nullptr;
+    const unsigned long long bytes = std::strtoull(limit, &end, 10);
+    TORCH_CHECK(end != limit && *end == '\0',
+                "TORCHDEVICE_STANDIN_MEMORY_LIMIT must be a number of bytes, got '", limit, "'");
+    config.memory_limit = bytes;
   }
   return config;
 }
