@@ -1,0 +1,229 @@
+"""The stand-in accelerator itself (tests/standin): torch's PrivateUse1 backend named 'standin',
+loaded by torch's backend autoload when TORCHDEVICE_STANDIN is set (scripts/standin.sh)."""
+
+import io
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(torch, "standin"),
+    reason="the stand-in accelerator is not loaded (run under scripts/standin.sh, torch >= 2.6)",
+)
+
+MPS_LIKE = os.environ.get("TORCHDEVICE_STANDIN") == "mps"
+requires_mps_like = pytest.mark.skipif(not MPS_LIKE, reason="needs TORCHDEVICE_STANDIN=mps")
+requires_plain = pytest.mark.skipif(MPS_LIKE, reason="needs TORCHDEVICE_STANDIN=1")
+MiB = 1 << 20
+
+
+def test_torch_sees_one_accelerator_named_standin():
+    assert torch._C._get_privateuse1_backend_name() == "standin"
+    assert torch.standin.mps_like() == MPS_LIKE
+    assert torch.accelerator.is_available()
+    assert torch.accelerator.current_accelerator() == torch.device("standin")
+    assert torch.accelerator.device_count() == torch.standin.device_count() >= 1
+
+
+def test_factories_and_copies_both_ways():
+    x = torch.arange(6.0).reshape(2, 3)
+    y = x.to("standin")
+    assert y.device == torch.device("standin:0") and y.is_standin
+    assert torch.equal(y.cpu(), x)
+    assert torch.equal(x.t().to("standin").cpu(), x.t())  # non-contiguous source
+    assert torch.equal(y.t().contiguous().cpu(), x.t())  # non-contiguous on the device
+    assert torch.equal(x.standin().to(torch.int32).cpu(), x.to(torch.int32))
+    assert torch.equal(torch.full((2, 2), 3.0, device="standin").cpu(), torch.full((2, 2), 3.0))
+    assert torch.zeros(3, device="standin").device.type == "standin"
+
+
+def test_compute_runs_through_the_cpu_kernels_and_views_alias():
+    a, b = torch.randn(4, 3), torch.randn(3, 2)
+    on_device = (a.to("standin") @ b.to("standin") + 1).relu()
+    assert on_device.device.type == "standin"
+    torch.testing.assert_close(on_device.cpu(), (a @ b + 1).relu())
+    y = torch.zeros(2, 3, device="standin")
+    y.view(-1)[4] = 5.0
+    y.t()[0, 1] += 1.0
+    y.add_(1.0)
+    assert torch.equal(y.cpu(), torch.tensor([[1.0, 1.0, 1.0], [2.0, 6.0, 1.0]]))
+    assert y.sum().item() == 12.0
+
+
+def test_autograd():
+    w = torch.randn(3, device="standin", requires_grad=True)
+    (w * w).sum().backward()
+    assert w.grad.device.type == "standin"
+    torch.testing.assert_close(w.grad.cpu(), 2 * w.detach().cpu())
+
+
+def test_checkpoint_round_trip():
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(4.0, device="standin")}, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, map_location="standin")["w"]
+    assert loaded.device.type == "standin"
+    assert torch.equal(loaded.cpu(), torch.arange(4.0))
+
+
+def test_allocator_counts_current_and_peak():
+    torch.standin.synchronize()
+    base = torch.standin.memory_allocated()
+    torch.standin.reset_peak_memory_stats()
+    t = torch.empty(MiB, dtype=torch.uint8, device="standin")
+    assert torch.standin.memory_allocated() == base + MiB
+    del t
+    assert torch.standin.memory_allocated() == base
+    assert torch.standin.max_memory_allocated() >= base + MiB
+    torch.standin.reset_peak_memory_stats()
+    assert torch.standin.max_memory_allocated() == base
+
+
+@pytest.mark.skipif(not hasattr(torch.accelerator, "memory_allocated"),
+                    reason="torch.accelerator has no memory statistics before torch 2.9")
+def test_torch_accelerator_memory_statistics_are_the_allocators():
+    t = torch.empty(MiB, dtype=torch.uint8, device="standin")
+    assert torch.accelerator.memory_allocated() == torch.standin.memory_allocated() >= MiB
+    del t
+
+
+def test_out_of_memory_at_the_limit():
+    limit = torch.standin.memory_limit()
+    ooms = torch.standin.memory_stats()["num_ooms"]
+    torch.standin.set_memory_limit(torch.standin.memory_allocated() + MiB)
+    try:
+        kept = torch.empty(MiB // 2, dtype=torch.uint8, device="standin")
+        with pytest.raises(RuntimeError) as raised:
+            torch.empty(2 * MiB, dtype=torch.uint8, device="standin")
+    finally:
+        torch.standin.set_memory_limit(limit)
+    del kept
+    assert torch.standin.memory_stats()["num_ooms"] == ooms + 1
+    if MPS_LIKE:
+        # MPS raises a plain RuntimeError, in its own words.
+        assert not isinstance(raised.value, torch.OutOfMemoryError)
+        assert re.match(r"standin backend out of memory \(standin allocated: [\d.]+ KiB, other "
+                        r"allocations: 0 bytes, max allowed: [\d.]+ [KM]iB\)\. Tried to allocate "
+                        r"2\.00 MiB on private pool\.", str(raised.value))
+    else:
+        assert isinstance(raised.value, torch.OutOfMemoryError)
+        assert "standin out of memory. Tried to allocate 2.00 MiB" in str(raised.value)
+
+
+def test_stream_work_completes_later_in_order():
+    first, second = torch.Stream(device="standin"), torch.Stream(device="standin")
+    marker = torch.Event(device="standin")
+    after = torch.Event(device="standin")
+    with torch.standin.stream(first):
+        with torch.standin.hold():
+            first.record_event(marker)
+            second.wait_event(marker)
+            second.record_event(after)
+            assert not marker.query() and not after.query() and not first.query()
+    after.synchronize()
+    assert marker.query() and after.query() and first.query() and second.query()
+
+
+def test_elapsed_time_covers_the_queued_work():
+    start = torch.Event(device="standin", enable_timing=True)
+    end = torch.Event(device="standin", enable_timing=True)
+    start.record()
+    torch.standin._sleep(30)
+    end.record()
+    end.synchronize()
+    assert start.elapsed_time(end) >= 30.0
+
+
+def test_generators_seed_reproducibly_apart_from_the_cpus():
+    torch.standin.manual_seed(7)
+    first = torch.randn(5, device="standin")
+    torch.standin.manual_seed(7)
+    torch.default_generator.manual_seed(99)  # the CPU's generator does not feed the device
+    assert torch.equal(torch.randn(5, device="standin").cpu(), first.cpu())
+    torch.manual_seed(3)  # seeds every device, the stand-in included
+    again = torch.rand(5, device="standin")
+    torch.manual_seed(3)
+    assert torch.equal(torch.rand(5, device="standin").cpu(), again.cpu())
+    generator = torch.Generator(device="standin").manual_seed(11)
+    assert generator.device.type == "standin"
+    drawn = torch.randn(4, device="standin", generator=generator)
+    generator.manual_seed(11)
+    assert torch.equal(torch.randn(4, device="standin", generator=generator).cpu(), drawn.cpu())
+    state = torch.standin.get_rng_state()
+    expected = torch.rand(3, device="standin")
+    torch.standin.set_rng_state(state)
+    assert torch.equal(torch.rand(3, device="standin").cpu(), expected.cpu())
+
+
+def test_autocast_casts_matrix_products():
+    a = torch.randn(4, 4, device="standin")
+    with torch.autocast("standin", dtype=torch.float16):
+        product = a @ a
+        assert product.dtype == torch.float16 and product.device.type == "standin"
+        assert torch.softmax(product, 0).dtype == torch.float32
+    assert (a @ a).dtype == torch.float32
+
+
+def test_the_environment_loads_it_in_every_python_process():
+    code = "import torch; print(torch.ones(1, device='standin').device, torch.standin.mps_like())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.split() == ["standin:0", str(MPS_LIKE)]
+
+
+@requires_plain
+def test_plain_accelerator_has_float64_bfloat16_pinned_memory_and_synchronous_copies():
+    assert torch.ones(2, dtype=torch.float64, device="standin").sum().item() == 2.0
+    assert torch.ones(2, device="standin").bfloat16().dtype == torch.bfloat16
+    pinned = torch.ones(3).pin_memory()
+    assert pinned.is_pinned() and not torch.ones(3).is_pinned()
+    source = torch.ones(4)
+    copied = source.to("standin", non_blocking=True)
+    source.fill_(7.0)
+    assert torch.equal(copied.cpu(), torch.ones(4))
+    with torch.autocast("standin", dtype=torch.bfloat16):
+        assert (torch.ones(2, 2, device="standin") @ torch.ones(2, 2, device="standin")).dtype \
+            == torch.bfloat16
+
+
+@requires_mps_like
+def test_mps_like_refuses_float64_and_bfloat16_in_mps_words():
+    with pytest.raises(TypeError, match="Cannot convert a standin Tensor to float64 dtype as the "
+                                        "standin framework doesn't support float64"):
+        torch.zeros(2, dtype=torch.float64, device="standin")
+    with pytest.raises(TypeError, match="float64"):
+        torch.ones(2, dtype=torch.float64).to("standin")
+    with pytest.raises(TypeError, match="float64"):
+        torch.ones(2, device="standin").double()
+    with pytest.raises(TypeError, match="BFloat16"):
+        torch.ones(2, device="standin").bfloat16()
+    with pytest.warns(UserWarning, match="Disabling autocast"):
+        with torch.autocast("standin", dtype=torch.bfloat16):
+            pass
+
+
+@requires_mps_like
+def test_mps_like_has_no_pinned_memory():
+    assert not torch.ones(3).is_pinned()
+    with pytest.raises(NotImplementedError, match="pin_memory is not supported"):
+        torch.ones(3).pin_memory()
+
+
+@requires_mps_like
+def test_mps_like_non_blocking_copy_reads_its_source_when_the_stream_gets_there():
+    source = torch.ones(4)
+    with torch.standin.hold():
+        early = source.to("standin", non_blocking=True)
+        source.fill_(7.0)  # the hazard: the copy has not read its source yet
+        freed = torch.ones(4).to("standin", non_blocking=True)  # the source dies right here
+    assert torch.equal(early.cpu(), torch.full((4,), 7.0))  # .cpu() waits for the stream
+    assert torch.isnan(freed.cpu()).all()
+    source = torch.ones(4)
+    safe = source.to("standin", non_blocking=True)
+    torch.standin.synchronize()
+    source.fill_(7.0)
+    assert torch.equal(safe.cpu(), torch.ones(4))

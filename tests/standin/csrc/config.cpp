@@ -1,0 +1,66 @@
+#include "config.h"
+
+#include <c10/util/Exception.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace torchdevice::standin {
+namespace {
+
+struct Config {
+  bool mps_like = false;
+  c10::DeviceIndex device_count = 1;
+  size_t memory_limit = 0;
+};
+
+size_t physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page_size > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page_size)
+                                    : size_t{1} << 34;
+}
+
+Config read_config() {
+  Config config;
+  const char* mode = std::getenv("TORCHDEVICE_STANDIN");
+  config.mps_like = mode != nullptr && std::strcmp(mode, "mps") == 0;
+  if (const char* devices = std::getenv("TORCHDEVICE_STANDIN_DEVICES")) {
+    const long count = std::strtol(devices, nullptr, 10);
+    TORCH_CHECK(count >= 1 && count <= kMaxDevices, "TORCHDEVICE_STANDIN_DEVICES must be 1..",
+                static_cast<int>(kMaxDevices), ", got '", devices, "'");
+    config.device_count = static_cast<c10::DeviceIndex>(count);
+  }
+  config.memory_limit = physical_memory();
+  if (const char* limit = std::getenv("TORCHDEVICE_STANDIN_MEMORY_LIMIT")) {
+    char* end = nullptr;
+    const unsigned long long bytes = std::strtoull(limit, &end, 10);
+    TORCH_CHECK(end != limit && *end == '\0',
+                "TORCHDEVICE_STANDIN_MEMORY_LIMIT must be a number of bytes, got '", limit, "'");
+    config.memory_limit = bytes;
+  }
+  return config;
+}
+
+const Config& config() {
+  static const Config value = read_config();
+  return value;
+}
+
+} // namespace
+
+bool mps_like() { return config().mps_like; }
+
+c10::DeviceIndex device_count() { return config().device_count; }
+
+size_t default_memory_limit() { return config().memory_limit; }
+
+void check_device_index(c10::DeviceIndex index) {
+  TORCH_CHECK(index >= 0 && index < device_count(), "Invalid device index ",
+              static_cast<int>(index), ": the standin backend has ",
+              static_cast<int>(device_count()), " device(s)");
+}
+
+} // namespace torchdevice::standin
