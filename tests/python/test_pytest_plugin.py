@@ -8,8 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import torchdevice
 from conftest import requires_cuda_redirect
 

@@ -5,9 +5,9 @@ import html.parser
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -143,3 +143,27 @@ def test_unreadable_input_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "cannot read report 'missing.json'" in result.stderr
     result = torchdevice_cli(["report", "not-a-report.json"], tmp_path)
     assert result.returncode == 2 and "is not a torchdevice report" in result.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (Debian: apt install chromium)")
+def test_html_page_loads_in_a_headless_browser_with_the_network_cut(written, tmp_path):
+    root, report = written
+    result = torchdevice_cli(["report", "out.json", "--html", "report.html"], root)
+    assert result.returncode == 0, result.stderr
+    # Every host name unresolvable: a page that needed the network would show less.
+    browser = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+         "--dump-dom", (root / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert browser.returncode == 0, browser.stderr
+    page = Page()
+    page.feed(browser.stdout)
+    rows = [row for row in page.rows if row]
+    assert len(rows) == len(report["sites"]), browser.stdout
+    helper_line = line_of(HELPER, "torch.zeros")
+    assert [str(helper_line), HELPER.splitlines()[helper_line - 1].strip(), "make"] in [
+        row[:3] for row in rows]
