@@ -2,11 +2,9 @@
 
 #include <c10/util/Exception.h>
 #include <torch/csrc/Device.h>
-// torch 2.x names the machine's accelerator (at::getAccelerator) and reads a bare device index
-// as that one.
-#if __has_include(<ATen/DeviceAccelerator.h>)
+#include <torch/version.h>
+#if TORCH_VERSION_MAJOR >= 2
 #include <ATen/DeviceAccelerator.h>
-#define TORCHDEVICE_HAS_ACCELERATOR 1
 #endif
 
 #include "patch.h"
@@ -60,7 +58,7 @@ PyObject* redirecting_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) 
   return THPDevice_New(redirect.target());
 }
 
-#ifdef TORCHDEVICE_HAS_ACCELERATOR
+#if TORCH_VERSION_MAJOR >= 2
 // Owned forever: a static py::object would be released after the interpreter is gone.
 PyObject* original_cuda_method = nullptr;
 
@@ -118,7 +116,7 @@ void install_device_hook() {
   }
   original_new = THPDeviceType.tp_new;
   THPDeviceType.tp_new = &redirecting_new;
-#ifdef TORCHDEVICE_HAS_ACCELERATOR
+#if TORCH_VERSION_MAJOR >= 2
   if (current_redirect().redirects(c10::DeviceType::CUDA) && !at::getAccelerator(false)) {
     auto tensor = py::module_::import("torch").attr("Tensor");
     if (original_cuda_method == nullptr) {
