@@ -22,7 +22,7 @@ set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
 set(CMAKE_REQUIRED_INCLUDES ${TORCH_INCLUDE_DIRS})
 set(CMAKE_REQUIRED_FLAGS "${TORCH_CXX_FLAGS}")
 set(CMAKE_REQUIRED_QUIET ON)
-# torch 2.3 made Allocator::allocate non-const and added copy_data.
+# torch 2.x made Allocator::allocate non-const and added copy_data (which release: tested, not assumed).
 check_cxx_source_compiles([[
 #include <c10/core/Allocator.h>
 struct A : c10::Allocator {

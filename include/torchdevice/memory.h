@@ -10,7 +10,7 @@
 
 namespace torchdevice {
 
-// torch 2.3 made Allocator::allocate non-const (both tested by cmake/torch_features.cmake).
+// torch 2.x made Allocator::allocate non-const (both tested by cmake/torch_features.cmake).
 #if TORCHDEVICE_ALLOCATE_IS_MUTABLE
 #define TORCHDEVICE_ALLOCATE_CONST
 #else
