@@ -89,7 +89,7 @@ c10::DeleterFnPtr CountingAllocator::raw_deleter() const {
   return &CountingAllocator::release;
 }
 
-#if TORCH_VERSION_MAJOR >= 2
+#if TORCHDEVICE_ALLOCATOR_HAS_COPY_DATA
 void CountingAllocator::copy_data(void* dest, const void* src, std::size_t count) const {
   inner_->copy_data(dest, src, count);
 }

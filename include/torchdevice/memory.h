@@ -10,8 +10,8 @@
 
 namespace torchdevice {
 
-// torch 2 made Allocator::allocate non-const.
-#if TORCH_VERSION_MAJOR >= 2
+// torch 2.x made Allocator::allocate non-const (both tested by cmake/torch_features.cmake).
+#if TORCHDEVICE_ALLOCATE_IS_MUTABLE
 #define TORCHDEVICE_ALLOCATE_CONST
 #else
 #define TORCHDEVICE_ALLOCATE_CONST const
@@ -45,7 +45,7 @@ class CountingAllocator final : public c10::Allocator {
 
   c10::DataPtr allocate(size_t n) TORCHDEVICE_ALLOCATE_CONST override;
   c10::DeleterFnPtr raw_deleter() const override;
-#if TORCH_VERSION_MAJOR >= 2
+#if TORCHDEVICE_ALLOCATOR_HAS_COPY_DATA
   void copy_data(void* dest, const void* src, std::size_t count) const override;
 #endif
 

@@ -4,6 +4,7 @@
     torchdevice run [OPTIONS] -m MODULE [ARGS...]
     torchdevice info
     torchdevice coverage [--write PATH | --check PATH]
+    torchdevice report FILE... [--html PAGE]
 
 (also ``python -m torchdevice ...``). The program runs in this process, after torchdevice is
 installed, and sees what plain ``python SCRIPT ARGS...`` would give it: ``sys.argv``,
@@ -27,6 +28,7 @@ USAGE = f"""usage: {PROG} run [OPTIONS] SCRIPT [ARGS...]
        {PROG} run [OPTIONS] -m MODULE [ARGS...]
        {PROG} info
        {PROG} coverage [--write PATH | --check PATH]
+       {PROG} report FILE... [--html PAGE]
 
 options (before SCRIPT or -m):
   --target DEVICE     where redirected requests go (cpu, mps, cuda; default: the best available)
@@ -255,6 +257,10 @@ def main(argv=None):
         from torchdevice.coverage import main as coverage_main
 
         return coverage_main(argv[1:])
+    if command == "report":
+        from torchdevice.report_view import main as report_main
+
+        return report_main(argv[1:])
     if command in ("-h", "--help"):
         print(USAGE)
         return 0
