@@ -34,6 +34,12 @@ check_cxx_source_compiles([[
 #include <c10/core/Allocator.h>
 void (c10::Allocator::*copy)(void*, const void*, std::size_t) const = &c10::Allocator::copy_data;
 ]] TORCHDEVICE_ALLOCATOR_HAS_COPY_DATA)
+# c10::DeviceAllocator: one statistics interface for every accelerator's allocator (torch 2.9-ish).
+check_cxx_source_compiles([[
+#include <c10/core/CachingDeviceAllocator.h>
+c10::CachingDeviceAllocator::DeviceStats (c10::DeviceAllocator::*stats)(c10::DeviceIndex) =
+    &c10::DeviceAllocator::getDeviceStats;
+]] TORCHDEVICE_HAS_DEVICE_ALLOCATOR)
 unset(CMAKE_TRY_COMPILE_TARGET_TYPE)
 unset(CMAKE_REQUIRED_INCLUDES)
 unset(CMAKE_REQUIRED_FLAGS)

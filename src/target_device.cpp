@@ -3,11 +3,8 @@
 #include <c10/core/Event.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
-#include <torch/version.h>
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
-// c10::DeviceAllocator: one statistics interface for every accelerator's allocator.
+#if TORCHDEVICE_HAS_DEVICE_ALLOCATOR  // tested by cmake/torch_features.cmake
 #include <c10/core/CachingDeviceAllocator.h>
-#define TORCHDEVICE_HAS_DEVICE_ALLOCATOR 1
 #endif
 
 #include "torchdevice/event.h"
@@ -43,7 +40,7 @@ const c10::impl::DeviceGuardImplInterface* guard_for(c10::Device device) {
   return c10::impl::getDeviceGuardImpl(device.type());
 }
 
-#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+#if TORCHDEVICE_HAS_DEVICE_ALLOCATOR
 // The target's allocator as a DeviceAllocator, or nullptr where it is another kind.
 c10::DeviceAllocator* device_allocator(c10::Device device) {
   if (device.is_cpu()) {
@@ -114,7 +111,7 @@ class GuardEvent final : public Event {
 // Calls `use` with the target's allocator where it is a DeviceAllocator; false where it is not.
 template <class Use>
 bool with_device_allocator(c10::Device device, Use&& use) {
-#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+#if TORCHDEVICE_HAS_DEVICE_ALLOCATOR
   if (auto* allocator = device_allocator(device)) {
     use(*allocator);
     return true;
@@ -163,7 +160,7 @@ bool synchronize(c10::Device device) {
 }
 
 c10::optional<MemoryStats> allocator_stats(c10::Device device) {
-#ifdef TORCHDEVICE_HAS_DEVICE_ALLOCATOR
+#if TORCHDEVICE_HAS_DEVICE_ALLOCATOR
   if (auto* allocator = device_allocator(device)) {
     const auto stats = allocator->getDeviceStats(device.index());
     constexpr auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
