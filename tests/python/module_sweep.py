@@ -90,7 +90,7 @@ def main():
             n += 1
             name = f"{info.formatted_name}#{n}"
         results[name] = sweep(info, args.device)
-    torch.save({"modules": results, "torch": torch.__version__,
+    torch.save({"modules": results, "torch": str(torch.__version__),
                 "torchdevice": "torchdevice" in sys.modules}, args.out)
 
 

@@ -85,7 +85,7 @@ def params():
         yield pytest.param(name, marks=marks, id=name)
 
 
-@pytest.mark.parametrize("name", params())
+@pytest.mark.parametrize("name", list(params()))
 def test_case_trains_identically(results, name):
     plain = results["plain"][name]
     assert "error" not in plain, f"the zoo case itself fails on plain torch: {plain['error']}"
