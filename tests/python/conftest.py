@@ -36,6 +36,15 @@ requires_cpu_only_torch = pytest.mark.skipif(
     torch.backends.cuda.is_built(), reason="needs a torch built without CUDA"
 )
 
+# Lines tests add for the end of the run: how much of something they covered on this torch.
+SUMMARY = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

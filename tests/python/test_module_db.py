@@ -1,0 +1,86 @@
+"""torch's own module database, every entry: its float32 training samples made on 'cuda' under
+torchdevice, run forward and backward, give bit for bit what the same samples made on 'cpu' give
+in a process that never imported torchdevice (outputs, input and parameter gradients, buffers).
+module_sweep.py does the work in each process; this compares the two files."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import torchdevice
+from conftest import REDIRECTS_CUDA, REPO, SUMMARY
+from zoo import bits
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(torchdevice.__file__)))
+
+pytestmark = pytest.mark.skipif(
+    not (REDIRECTS_CUDA and torchdevice.target().type == "cpu"),
+    reason="bit-exact only where 'cuda' is redirected to the CPU")
+
+# Entries whose samples differ with a reason (none today); an entry listed here that matches
+# fails the test, so the list cannot go stale.
+KNOWN = {}
+
+
+def sweep(tmp_path, name, args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHDEVICE_")}
+    env["PYTHONPATH"] = PACKAGE_ROOT
+    out = tmp_path / f"{name}.pt"
+    return out, subprocess.Popen([sys.executable, os.path.join(HERE, "module_sweep.py"), *args,
+                                  str(out)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+
+
+def differences(plain, redirected):
+    """What parts one entry's two runs, as lines; empty when they agree bit for bit."""
+    if "error" in plain or "error" in redirected:
+        return [] if plain.get("error") == redirected.get("error") else \
+            [f"{plain.get('error')!r} vs {redirected.get('error')!r}"]
+    if len(plain["samples"]) != len(redirected["samples"]):
+        return [f"{len(plain['samples'])} samples vs {len(redirected['samples'])}"]
+    found = []
+    for i, (a, b) in enumerate(zip(plain["samples"], redirected["samples"])):
+        where = f"sample {i} ({a['desc'] or 'no desc'})"
+        if "error" in a or "error" in b:
+            if a.get("error") != b.get("error"):
+                found.append(f"{where}: {a.get('error')!r} vs {b.get('error')!r}")
+            continue
+        if b["devices"] != ["cpu"]:
+            found.append(f"{where}: redirected tensors on {b['devices']}")
+        for key in sorted(set(a["tensors"]) | set(b["tensors"])):
+            x, y = a["tensors"].get(key), b["tensors"].get(key)
+            if x is None or y is None or x.dtype != y.dtype or x.shape != y.shape or \
+                    bits(x) != bits(y):
+                found.append(f"{where}: {key} differs")
+    return found
+
+
+def test_module_db_on_redirected_cuda_matches_plain_cpu(tmp_path):
+    runs = {"plain": sweep(tmp_path, "plain", ["--device", "cpu"]),
+            "redirected": sweep(tmp_path, "redirected", ["--device", "cuda", "--torchdevice"])}
+    loaded = {}
+    for name, (out, process) in runs.items():
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, f"{name}: {stderr}"
+        loaded[name] = torch.load(out, weights_only=True)
+    plain, redirected = loaded["plain"], loaded["redirected"]
+    assert not plain["torchdevice"] and redirected["torchdevice"]
+    assert list(plain["modules"]) == list(redirected["modules"])
+
+    broken = {name: entry["error"] for name, entry in plain["modules"].items() if "error" in entry}
+    assert not broken, f"the database's own samples fail on plain torch: {broken}"
+    found = {name: differences(entry, redirected["modules"][name])
+             for name, entry in plain["modules"].items()}
+    unexpected = {name: lines[:5] for name, lines in found.items() if lines and name not in KNOWN}
+    fixed = [name for name in KNOWN if not found.get(name)]
+    samples = sum(len(entry["samples"]) for entry in plain["modules"].values())
+    failing = sum("error" in s for entry in plain["modules"].values() for s in entry["samples"])
+    SUMMARY.append(f"module_db on torch {torch.__version__}: {len(plain['modules'])} modules, "
+                   f"{samples} samples ({failing} failing on plain torch too), "
+                   f"{len(unexpected)} differing, {len(KNOWN)} known to differ")
+    assert not unexpected, unexpected
+    assert not fixed, f"listed in KNOWN but now identical: {fixed}"
+    assert samples > 100
