@@ -28,10 +28,7 @@ RUNS = {
 }
 
 # Known differences, each a torchdevice bug with its reason (strict: fixing it turns these red).
-KNOWN = {
-    "data_parallel": "nn.DataParallel on the redirected 'cuda' scatters inputs through "
-                     "torch.cuda.comm, whose torch._C._scatter a torch without CUDA lacks",
-}
+KNOWN = {}
 
 
 def environment(disable):
