@@ -35,10 +35,12 @@ void register_pinning(const Redirect& redirect) {
     return;
   }
   // torch 1.x dispatches pinning on the backend it pins for (its device argument, CUDA by
-  // default); torch 2.x on the tensor's own backend, the target's, where its kernel asks for an
-  // accelerator.
-  std::vector<c10::DispatchKey> keys = {
-      c10::computeDispatchKey(c10::nullopt, c10::kStrided, redirect.target())};
+  // default); torch 2.x on the backend of the accelerator it pins for. The CPU target has nothing
+  // to page-lock for, so its key gets the copy; an accelerator target keeps its own pinning.
+  std::vector<c10::DispatchKey> keys;
+  if (redirect.target().is_cpu()) {
+    keys.push_back(c10::computeDispatchKey(c10::nullopt, c10::kStrided, redirect.target()));
+  }
   for (auto type : kAccelerators) {
     if (redirect.redirects(type)) {
       keys.push_back(c10::computeDispatchKey(c10::nullopt, c10::kStrided, c10::Device(type)));
