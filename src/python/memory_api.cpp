@@ -251,36 +251,6 @@ py::tuple mem_get_info(const py::object& device) {
   return py::make_tuple(memory.available_bytes, memory.total_bytes);
 }
 
-// torch.cuda.get_device_properties' object, for the target. The target has no CUDA compute
-// capability: major and minor are 0, so capability checks fail safely.
-struct DeviceProperties {
-  std::string name;
-  int64_t total_memory = 0;
-  int64_t multi_processor_count = 0;
-  int major = 0;
-  int minor = 0;
-  bool is_integrated = false;
-  bool is_multi_gpu_board = false;
-};
-
-DeviceProperties device_properties(const py::object& device) {
-  resolve(device, false);
-  DeviceProperties properties;
-  properties.name = host_processor_name();
-  // On Apple silicon the GPU and CPU share the chip and its memory; the GPU's core count is not
-  // exposed through torch, so the processor count is the host's (documented).
-  properties.multi_processor_count = host_processor_count();
-  properties.total_memory = host_memory().total_bytes;
-  properties.is_integrated = on_mps();
-  if (on_mps()) {
-    auto mps = py::module_::import("torch.mps");
-    if (py::hasattr(mps, "recommended_max_memory")) {
-      properties.total_memory = mps.attr("recommended_max_memory")().cast<int64_t>();
-    }
-  }
-  return properties;
-}
-
 // Whether the target computes in bfloat16, asked of the target itself.
 bool is_bf16_supported() {
   try {
@@ -308,7 +278,6 @@ void define_memory_api(py::module_& cuda) {
   cuda.def("set_per_process_memory_fraction", &set_memory_fraction, py::arg("fraction"), device);
   cuda.def("get_per_process_memory_fraction", &get_memory_fraction, device);
   cuda.def("mem_get_info", &mem_get_info, device);
-  cuda.def("get_device_properties", &device_properties, py::arg("device"));
   cuda.def("is_bf16_supported", [](const py::args&, const py::kwargs&) { return is_bf16_supported(); });
   // The CUDA architectures this torch was built for: none reach the target.
   cuda.def("get_arch_list", []() { return py::list(); });
@@ -317,21 +286,6 @@ void define_memory_api(py::module_& cuda) {
     resolve(device);
     unsupported("utilization()", "torchdevice has no measure of the target's busy time");
   }, device);
-  py::class_<DeviceProperties>(cuda, "_CudaDeviceProperties")
-      .def_readonly("name", &DeviceProperties::name)
-      .def_readonly("total_memory", &DeviceProperties::total_memory)
-      .def_readonly("multi_processor_count", &DeviceProperties::multi_processor_count)
-      .def_readonly("major", &DeviceProperties::major)
-      .def_readonly("minor", &DeviceProperties::minor)
-      .def_readonly("is_integrated", &DeviceProperties::is_integrated)
-      .def_readonly("is_multi_gpu_board", &DeviceProperties::is_multi_gpu_board)
-      .def("__repr__", [](const DeviceProperties& p) {
-        std::ostringstream out;
-        out << "_CudaDeviceProperties(name='" << p.name << "', major=" << p.major
-            << ", minor=" << p.minor << ", total_memory=" << p.total_memory / (1024 * 1024)
-            << "MB, multi_processor_count=" << p.multi_processor_count << ")";
-        return out.str();
-      });
 }
 
 void install_memory_api() {
@@ -349,7 +303,7 @@ void install_memory_api() {
        {"memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
         "reset_peak_memory_stats", "reset_accumulated_memory_stats", "memory_stats",
         "memory_stats_as_nested_dict", "memory_summary", "empty_cache",
-        "set_per_process_memory_fraction", "mem_get_info", "get_device_properties",
+        "set_per_process_memory_fraction", "mem_get_info",
         "get_per_process_memory_fraction", "is_bf16_supported", "get_arch_list",
         "get_gencode_flags", "utilization"}) {
     if (py::hasattr(cuda, name)) {
