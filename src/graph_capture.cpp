@@ -55,10 +55,6 @@ void ensure_registered() {
 void collect(const c10::IValue& value, std::vector<at::Tensor>& out) {
   if (value.isTensor()) {
     out.push_back(value.toTensor());
-  } else if (value.isTensorList()) {
-    for (const at::Tensor& t : value.toTensorList()) {
-      out.push_back(t);
-    }
   } else if (value.isList()) {
     for (const c10::IValue& element : value.toListRef()) {
       if (element.isTensor()) {

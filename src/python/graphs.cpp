@@ -105,6 +105,9 @@ void define_graphs(py::module_& cuda) {
   cuda.def("is_current_stream_capturing", []() { return capturing_graph() != nullptr; });
   // torch.cuda.graph empties the pinned host cache before a capture; the target pins nothing.
   cuda.def("_host_emptyCache", []() {});
+  // Inductor asks before using CUDA graphs: the target's allocator caches nothing, so
+  // torch.compile(mode="reduce-overhead") skips them, saying why, and runs the compiled code.
+  cuda.def("_cuda_cudaCachingAllocator_is_enabled", []() { return false; });
 }
 
 void install_graphs() {
@@ -116,8 +119,10 @@ void install_graphs() {
     patch(graphs, name, api.attr(name));
   }
   auto torch_c = py::module_::import("torch._C");
-  if (!py::hasattr(torch_c, "_host_emptyCache")) {
-    patch(torch_c, "_host_emptyCache", api.attr("_host_emptyCache"));
+  for (const char* name : {"_host_emptyCache", "_cuda_cudaCachingAllocator_is_enabled"}) {
+    if (!py::hasattr(torch_c, name)) {
+      patch(torch_c, name, api.attr(name));
+    }
   }
 }
 

@@ -134,7 +134,7 @@ py::dict trace_entry(const char* action, const history::Event& event) {
 
 // torch.cuda.memory._snapshot's layout. The CPU allocator caches nothing: each live block is a
 // segment of its own, and each allocation or free is one of a segment too.
-py::dict snapshot(const py::object& device) {
+py::dict snapshot(const py::object& device, bool /*augment_with_fx_traces*/) {
   resolve(device);
   require_cpu_counter("_snapshot()");
   py::list segments;
@@ -186,10 +186,12 @@ py::dict snapshot(const py::object& device) {
 
 void define_memory_history(py::module_& cuda) {
   cuda.def("_record_memory_history", &record_memory_history);
-  cuda.def("_snapshot", &snapshot, py::arg("device") = py::none());
+  // FX trace augmentation maps generated code back to source; these frames are the source's.
+  cuda.def("_snapshot", &snapshot, py::arg("device") = py::none(),
+           py::arg("augment_with_fx_traces") = false);
   cuda.def("memory_snapshot",
            [](const py::args&, const py::kwargs&) -> py::object {
-             return snapshot(py::none())["segments"];
+             return snapshot(py::none(), false)["segments"];
            });
 }
 

@@ -4,8 +4,6 @@
 #include <c10/util/Exception.h>
 
 #include "torchdevice/graph_capture.h"
-#include "torchdevice/memory.h"
-#include "torchdevice/memory_history.h"
 
 namespace torchdevice {
 namespace {
@@ -57,28 +55,6 @@ TEST(CapturedGraph, ViewsAreNotReplayedButFollowTheirSource) {
     if (line.rfind("aten::view", 0) == 0) {
       EXPECT_NE(line.find("not replayed"), std::string::npos);
     }
-  }
-}
-
-TEST(MemoryHistory, RecordsLiveBlocksAndTheTrace) {
-  CountingAllocator counter(c10::GetCPUAllocator());
-  memory_history::start(10, nullptr);
-  c10::DataPtr block = counter.allocate(4096);
-  const auto address = reinterpret_cast<uintptr_t>(block.get());
-  bool live = false;
-  for (const auto& b : memory_history::live_blocks()) {
-    live = live || (b.address == address && b.size == 4096);
-  }
-  EXPECT_TRUE(live);
-  block.clear();
-  memory_history::stop();
-  const auto trace = memory_history::trace();
-  ASSERT_GE(trace.size(), 2u);
-  EXPECT_TRUE(trace[trace.size() - 2].alloc);
-  EXPECT_FALSE(trace.back().alloc);
-  EXPECT_EQ(trace.back().address, address);
-  for (const auto& b : memory_history::live_blocks()) {
-    EXPECT_NE(b.address, address);
   }
 }
 
