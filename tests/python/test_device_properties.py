@@ -54,6 +54,9 @@ def test_cpu_figures_are_the_hosts():
     assert props.shared_memory_per_multiprocessor == _getconf("LEVEL1_DCACHE_SIZE")
     assert props.warp_size in (1, 4, 8, 16)
     assert props.clock_rate > 0
-    with open("/etc/machine-id") as f:
-        assert props.uuid.replace("-", "") == f.read().strip()
+    if os.path.exists("/etc/machine-id"):
+        with open("/etc/machine-id") as f:
+            assert props.uuid.replace("-", "") == f.read().strip()
+    else:
+        assert props.uuid == ""  # the system keeps no id: none is made up
     assert props.max_threads_per_multi_processor >= 1
