@@ -11,6 +11,7 @@ ratio can stray by chance. When the build has it, build/torchdevice_allocator_be
 """
 
 import argparse
+import copy
 import gc
 import json
 import os
@@ -127,6 +128,28 @@ GROUPS = [
     ),
 ]
 
+if hasattr(torch, "compile"):
+    GROUPS.append((
+        "Compiled forward of a small MLP (torch.compile, inductor)",
+        "A: the model and batch compiled for the target, B: the same written for CUDA, redirected",
+        [(("compiled_for_target(torch.randn(16, 32, device=target))", INSTALLED),
+          ("compiled_for_cuda(torch.randn(16, 32, device='cuda'))", INSTALLED))],
+    ))
+
+
+def make_compiled():
+    """Two compiled copies of one MLP: one moved to the target, one moved with .cuda()."""
+    if not hasattr(torch, "compile"):
+        return {}
+    mlp = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
+    for_target = torch.compile(copy.deepcopy(mlp).to(TARGET))
+    for_cuda = torch.compile(copy.deepcopy(mlp).cuda())
+    with torch.no_grad():  # compiled once each here, outside the timed loops
+        for_target(torch.randn(16, 32, device=TARGET))
+        for_cuda(torch.randn(16, 32, device="cuda"))
+    return {"compiled_for_target": for_target, "compiled_for_cuda": for_cuda}
+
+
 # Compiled like timeit does, so the loop adds no Python call per iteration to the statement.
 LOOP_TEMPLATE = """
 def loop(n, clock=perf_counter_ns):
@@ -176,6 +199,7 @@ def make_namespace():
         "copy_to_target": lambda p: p.to(TARGET, copy=True),
         "mlp": nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10)),
         "xb": torch.rand(16, 32),
+        **make_compiled(),
     }
 
 

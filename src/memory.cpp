@@ -5,6 +5,7 @@
 #include <c10/util/Exception.h>
 
 #include "torchdevice/log.h"
+#include "torchdevice/memory_history.h"
 
 #include <mutex>
 #include <new>
@@ -82,6 +83,9 @@ c10::DataPtr CountingAllocator::allocate(size_t n) TORCHDEVICE_ALLOCATE_CONST {
   raise_peak(peak_bytes_, live_bytes_.fetch_add(size, std::memory_order_relaxed) + size);
   raise_peak(peak_allocations_, live_allocations_.fetch_add(1, std::memory_order_relaxed) + 1);
   void* data = base + kHeader;
+  if (memory_history::recording()) {
+    memory_history::on_alloc(data, n);
+  }
   return c10::DataPtr(data, data, &CountingAllocator::release, device);
 }
 
@@ -100,6 +104,9 @@ void CountingAllocator::release(void* data) {
     return;
   }
   const Header header = *header_of(data);
+  if (memory_history::recording()) {
+    memory_history::on_free(data, header.size);
+  }
   header.owner->on_free(header.size);
   header.inner_deleter(header.inner_context);
 }

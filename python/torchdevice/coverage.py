@@ -29,7 +29,9 @@ EMULATED = {
     "get_device_capability": "(0, 0): the target has no CUDA compute capability",
     "get_arch_list": "[]: no CUDA architecture reaches the target",
     "get_gencode_flags": "'': no CUDA architecture reaches the target",
-    "is_current_stream_capturing": "False: nothing is captured on the target",
+    "is_current_stream_capturing": "True while a torchdevice graph capture runs on this thread",
+    "CUDAGraph": "a capture records the ops it runs; replay() runs them again on the captured tensors",
+    "graph_pool_handle": "a pool id; pools only hint at sharing, each graph keeps its own tensors",
     "Stream": "one ordered queue on the target; wait/record are already satisfied",
     "StreamContext": "sets the current stream per thread",
     "stream": "sets the current stream per thread",
@@ -49,11 +51,17 @@ ERROR = {
     "utilization": "raises: torchdevice has no measure of the target's busy time",
 }
 REDIRECTED_NOTES = {
-    "get_device_properties": "the host's name, memory and processor count (CPU target)",
     "mem_get_info": "the host's available and total memory (CPU target)",
     "memory_allocated": "counted by torchdevice's allocator in front of the CPU allocator",
     "set_per_process_memory_fraction": "enforced: allocations above it raise out of memory",
     "is_bf16_supported": "asked of the target by computing in bfloat16",
+    "get_device_properties": "every attribute torch's own has: the host's name, memory, cores, "
+                             "caches, clock (CPU target)",
+    "memory_snapshot": "torchdevice's allocation records (CPU target)",
+}
+# torch's own functions that work on the target through torchdevice's replacements.
+THROUGH_REPLACEMENTS = {
+    "make_graphed_callables": "torch's own, capturing into torchdevice's CUDAGraph",
 }
 
 STATUSES = ["redirected", "emulated", "no-op", "error", "torch's own", "not API"]
@@ -69,6 +77,8 @@ def classify_cuda_name(name, value):
     unsupported = torchdevice._C._cuda.Unsupported
     if isinstance(value, unsupported):
         return "error", "torch's own code; a failure raises an error naming the call and target"
+    if name in THROUGH_REPLACEMENTS and isinstance(value, types.FunctionType):
+        return "redirected", THROUGH_REPLACEMENTS[name]
     if name in ERROR and _is_torchdevice(value):
         return "error", ERROR[name]
     if isinstance(value, types.ModuleType):

@@ -11,7 +11,10 @@
 #include <torch/csrc/utils/cuda_lazy_init.h>
 #endif
 
+#include "device_properties.h"
+#include "graphs.h"
 #include "memory_api.h"
+#include "memory_history.h"
 #include "nvtx.h"
 #include "patch.h"
 #include "streams.h"
@@ -190,6 +193,9 @@ void define_cuda_api(py::module_& m) {
   });
   define_memory_api(cuda);
   define_streams(cuda);
+  define_graphs(cuda);
+  define_device_properties(cuda);
+  define_memory_history(cuda);
   define_nvtx(cuda);
   define_unsupported(cuda);
   py::class_<DeviceContext>(cuda, "device")

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include "cuda_api.h"
+#include "torchdevice/host.h"
 #include "torchdevice/target_device.h"
 
 namespace py = pybind11;
@@ -42,6 +43,23 @@ py::object device_module_function(std::initializer_list<const char*> names,
   unsupported(call, "this torch offers no way to ask the " +
                         c10::DeviceTypeName(target().type(), /*lower_case=*/true) +
                         " backend for it (no " + *names.begin() + " in its module)");
+}
+
+// The most memory the target may use: its module's own figure where it has one (MPS's
+// recommended working set; another backend's device properties), else the host's (the CPU).
+int64_t target_total_memory() {
+  if (!target().is_cpu()) {
+    if (device_module_has("recommended_max_memory")) {
+      return device_module_function({"recommended_max_memory"}, "")().cast<int64_t>();
+    }
+    if (device_module_has("get_device_properties")) {
+      auto properties = device_module_function({"get_device_properties"}, "")(target().index());
+      if (py::hasattr(properties, "total_memory")) {
+        return properties.attr("total_memory").cast<int64_t>();
+      }
+    }
+  }
+  return host_memory().total_bytes;
 }
 
 void synchronize_target() {

@@ -2,6 +2,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 
@@ -16,6 +17,10 @@ pybind11::object device_module_function(std::initializer_list<const char*> names
                                         const std::string& call);
 // Whether the target's module has `name`.
 bool device_module_has(const char* name);
+
+// The most memory the target may use: its module's own figure where it has one (MPS's
+// recommended working set, another backend's device properties), else the host's.
+int64_t target_total_memory();
 
 // Blocks until the target has finished all queued work: through its device guard, else its module.
 void synchronize_target();

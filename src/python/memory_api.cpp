@@ -256,23 +256,6 @@ double get_memory_fraction(const py::object& device) {
   return limit < 0 ? 1.0 : static_cast<double>(limit) / static_cast<double>(host_memory().total_bytes);
 }
 
-// The most memory the target may use: its module's own figure where it has one (MPS's
-// recommended working set; another backend's device properties), else the host's (the CPU).
-int64_t target_total_memory() {
-  if (!on_cpu()) {
-    if (device_module_has("recommended_max_memory")) {
-      return device_module_function({"recommended_max_memory"}, "")().cast<int64_t>();
-    }
-    if (device_module_has("get_device_properties")) {
-      auto properties = device_module_function({"get_device_properties"}, "")(target().index());
-      if (py::hasattr(properties, "total_memory")) {
-        return properties.attr("total_memory").cast<int64_t>();
-      }
-    }
-  }
-  return host_memory().total_bytes;
-}
-
 // (free, total) bytes of the target.
 py::tuple mem_get_info(const py::object& device) {
   resolve(device);
@@ -285,32 +268,6 @@ py::tuple mem_get_info(const py::object& device) {
   }
   const auto total = target_total_memory();
   return py::make_tuple(std::max<int64_t>(total - memory_reserved(device), 0), total);
-}
-
-// torch.cuda.get_device_properties' object, for the target. The target has no CUDA compute
-// capability: major and minor are 0, so capability checks fail safely.
-struct DeviceProperties {
-  std::string name;
-  int64_t total_memory = 0;
-  int64_t multi_processor_count = 0;
-  int major = 0;
-  int minor = 0;
-  bool is_integrated = false;
-  bool is_multi_gpu_board = false;
-};
-
-DeviceProperties device_properties(const py::object& device) {
-  resolve(device, false);
-  DeviceProperties properties;
-  properties.name = host_processor_name();
-  // On Apple silicon the GPU and CPU share the chip and its memory; the GPU's core count is not
-  // exposed through torch, so the processor count is the host's (documented).
-  properties.multi_processor_count = host_processor_count();
-  properties.total_memory = target_total_memory();
-  // The CPU, and an accelerator that reports its memory through the host's (MPS's unified
-  // memory), share the host's memory.
-  properties.is_integrated = !on_cpu() && !device_module_has("get_device_properties");
-  return properties;
 }
 
 // Whether the target computes in bfloat16, asked of the target itself.
@@ -340,7 +297,6 @@ void define_memory_api(py::module_& cuda) {
   cuda.def("set_per_process_memory_fraction", &set_memory_fraction, py::arg("fraction"), device);
   cuda.def("get_per_process_memory_fraction", &get_memory_fraction, device);
   cuda.def("mem_get_info", &mem_get_info, device);
-  cuda.def("get_device_properties", &device_properties, py::arg("device"));
   cuda.def("is_bf16_supported", [](const py::args&, const py::kwargs&) { return is_bf16_supported(); });
   // The CUDA architectures this torch was built for: none reach the target.
   cuda.def("get_arch_list", []() { return py::list(); });
@@ -349,21 +305,6 @@ void define_memory_api(py::module_& cuda) {
     resolve(device);
     unsupported("utilization()", "torchdevice has no measure of the target's busy time");
   }, device);
-  py::class_<DeviceProperties>(cuda, "_CudaDeviceProperties")
-      .def_readonly("name", &DeviceProperties::name)
-      .def_readonly("total_memory", &DeviceProperties::total_memory)
-      .def_readonly("multi_processor_count", &DeviceProperties::multi_processor_count)
-      .def_readonly("major", &DeviceProperties::major)
-      .def_readonly("minor", &DeviceProperties::minor)
-      .def_readonly("is_integrated", &DeviceProperties::is_integrated)
-      .def_readonly("is_multi_gpu_board", &DeviceProperties::is_multi_gpu_board)
-      .def("__repr__", [](const DeviceProperties& p) {
-        std::ostringstream out;
-        out << "_CudaDeviceProperties(name='" << p.name << "', major=" << p.major
-            << ", minor=" << p.minor << ", total_memory=" << p.total_memory / (1024 * 1024)
-            << "MB, multi_processor_count=" << p.multi_processor_count << ")";
-        return out.str();
-      });
 }
 
 void install_memory_api() {
@@ -381,7 +322,7 @@ void install_memory_api() {
        {"memory_allocated", "max_memory_allocated", "memory_reserved", "max_memory_reserved",
         "reset_peak_memory_stats", "reset_accumulated_memory_stats", "memory_stats",
         "memory_stats_as_nested_dict", "memory_summary", "empty_cache",
-        "set_per_process_memory_fraction", "mem_get_info", "get_device_properties",
+        "set_per_process_memory_fraction", "mem_get_info",
         "get_per_process_memory_fraction", "is_bf16_supported", "get_arch_list",
         "get_gencode_flags", "utilization"}) {
     if (py::hasattr(cuda, name)) {

@@ -8,11 +8,14 @@
 #include "amp.h"
 #include "cuda_api.h"
 #include "device.h"
+#include "device_properties.h"
 #include "distributed.h"
 #include "errors.h"
 #include "generator.h"
+#include "graphs.h"
 #include "legacy_types.h"
 #include "memory_api.h"
+#include "memory_history.h"
 #include "nvtx.h"
 #include "patch.h"
 #include "report.h"
@@ -41,6 +44,8 @@ void uninstall_all() {
   uninstall_generator_hook();
   uninstall_device_hook();
   if (cuda_hooked) {
+    uninstall_graphs();
+    uninstall_memory_history();
     uninstall_cuda_api();
     cuda_hooked = false;
   }
@@ -78,7 +83,10 @@ py::object install_all(const c10::optional<std::string>& target) {
       cuda_hooked = true;
       install_generator_hook();
       install_memory_api();
+      install_memory_history();
+      install_device_properties();
       install_streams();
+      install_graphs();
       install_legacy_types();
       install_nvtx();
       install_distributed();

@@ -192,8 +192,6 @@ void define_streams(py::module_& cuda) {
   cuda.def("current_stream", [](const py::object& d) { resolve(d); return current_stream(); }, device);
   cuda.def("default_stream", [](const py::object& d) { resolve(d); return default_stream(); }, device);
   cuda.def("set_stream", [](c10::optional<StreamPtr> s) { if (s) current = *s; }, py::arg("stream"));
-  // No CUDA graph can capture work on the target.
-  cuda.def("is_current_stream_capturing", []() { return false; });
   // Sync debug mode warns about CUDA synchronizations; the target has none to warn about, so the
   // mode is kept (for get_sync_debug_mode) and has no effect.
   cuda.def("set_sync_debug_mode", [](const py::object& mode) {
@@ -218,7 +216,7 @@ void install_streams() {
   auto streams = py::module_::import("torch.cuda.streams");
   auto api = py::module_::import("torchdevice._C").attr("_cuda");
   for (const char* name : {"Stream", "Event", "StreamContext", "current_stream", "default_stream",
-                           "set_stream", "stream", "is_current_stream_capturing",
+                           "set_stream", "stream",
                            "set_sync_debug_mode", "get_sync_debug_mode"}) {
     patch(cuda, name, api.attr(name));
   }

@@ -13,6 +13,11 @@ namespace torchdevice::python {
 
 namespace {
 
+// torch's own functions that run on the target through torchdevice's replacements: not wrapped.
+bool runs_on_target(const std::string& name) {
+  return name == "make_graphed_callables";
+}
+
 class Unsupported {
  public:
   Unsupported(std::string name, py::object original)
@@ -54,7 +59,7 @@ void install_unsupported() {
     const std::string name = item.first.cast<std::string>();
     py::object value = py::reinterpret_borrow<py::object>(item.second);
     if (name.empty() || name[0] == '_' || !py::isinstance(value, function_type) ||
-        py::isinstance(value, unsupported_type)) {
+        py::isinstance(value, unsupported_type) || runs_on_target(name)) {
       continue;
     }
     const std::string module = py::str(value.attr("__module__"));

@@ -1,0 +1,191 @@
+"""CUDA graphs on the target: a capture records the ops it runs, replay() runs them again on the
+captured tensors, so replays follow the static inputs' current values as on CUDA."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+import torchdevice
+from conftest import requires_cuda_redirect
+
+pytestmark = requires_cuda_redirect
+
+
+def _capture(fn, *static):
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn(*static)
+    return graph, out
+
+
+def test_replay_reads_the_static_input_and_writes_the_static_output():
+    torch.manual_seed(0)
+    static_x = torch.randn(4, 3, device="cuda")
+    w = torch.randn(3, 5, device="cuda")
+    graph, static_y = _capture(lambda x: torch.relu(x @ w).sum(dim=1) * 2 + 1, static_x)
+    assert isinstance(graph, torch.cuda.CUDAGraph)
+    for _ in range(3):
+        new = torch.randn(4, 3, device="cuda")
+        static_x.copy_(new)
+        graph.replay()
+        torch.testing.assert_close(static_y, torch.relu(new @ w).sum(dim=1) * 2 + 1)
+    assert static_y.device == torchdevice.target()
+
+
+def test_in_place_ops_run_again_on_replay_and_capture_changes_nothing_before_it():
+    counter = torch.zeros(3, device="cuda")
+    step = torch.ones(3, device="cuda")
+    graph, _ = _capture(lambda: counter.add_(step).mul_(2))
+    # As on CUDA, capturing runs no work on tensors that existed before it.
+    assert counter.tolist() == [0.0, 0.0, 0.0]
+    graph.replay()
+    assert counter.tolist() == [2.0, 2.0, 2.0]
+    step.fill_(3)
+    graph.replay()
+    assert counter.tolist() == [10.0, 10.0, 10.0]
+
+
+def test_a_replay_that_did_nothing_would_fail_this():
+    x = torch.zeros(2, device="cuda")
+    graph, y = _capture(lambda t: t + 1, x)
+    x.fill_(41)
+    graph.replay()
+    assert y.tolist() == [42.0, 42.0]
+    assert graph._replayed_ops >= 1
+
+
+def test_mlp_forward_backward_and_sgd_step_match_eager():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).cuda()
+    reference = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).cuda()
+    reference.load_state_dict(model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    static_x = torch.randn(5, 6, device="cuda")
+    static_t = torch.randn(5, 2, device="cuda")
+
+    def step(m, o, x, t):
+        loss = torch.nn.functional.mse_loss(m(x), t)
+        loss.backward()
+        o.step()
+        return loss
+
+    # Warm up (creates the momentum buffers), as CUDA graph recipes do; the reference does the same.
+    for m, o in ((model, opt), (reference, ref_opt)):
+        o.zero_grad(set_to_none=True)
+        step(m, o, static_x, static_t)
+    opt.zero_grad(set_to_none=True)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_loss = step(model, opt, static_x, static_t)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q)  # the capture did not step
+
+    for i in range(3):
+        x, t = torch.randn(5, 6, device="cuda"), torch.randn(5, 2, device="cuda")
+        static_x.copy_(x)
+        static_t.copy_(t)
+        graph.replay()
+        ref_opt.zero_grad(set_to_none=True)
+        ref_loss = step(reference, ref_opt, x, t)
+        torch.testing.assert_close(static_loss, ref_loss)
+        for p, q in zip(model.parameters(), reference.parameters()):
+            torch.testing.assert_close(p, q)
+
+
+def test_make_graphed_callables_forward_and_backward_match_eager():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).cuda()
+    reference = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).cuda()
+    reference.load_state_dict(model.state_dict())
+    sample = torch.randn(2, 4, device="cuda", requires_grad=True)
+    graphed = torch.cuda.make_graphed_callables(model, (sample,))
+    for _ in range(2):
+        x = torch.randn(2, 4, device="cuda", requires_grad=True)
+        x_ref = x.detach().clone().requires_grad_(True)
+        out = graphed(x)
+        ref = reference(x_ref)
+        torch.testing.assert_close(out, ref)
+        out.pow(2).sum().backward()
+        ref.pow(2).sum().backward()
+        torch.testing.assert_close(x.grad, x_ref.grad)
+        for p, q in zip(model.parameters(), reference.parameters()):
+            torch.testing.assert_close(p.grad, q.grad)
+        model.zero_grad(set_to_none=True)
+        reference.zero_grad(set_to_none=True)
+
+
+def test_random_ops_draw_fresh_numbers_on_each_replay():
+    graph, noise = _capture(lambda: torch.randn(1000, device="cuda"))
+    graph.replay()
+    first = noise.clone()
+    graph.replay()
+    assert not torch.equal(first, noise)
+    assert abs(noise.mean().item()) < 0.2
+
+
+def test_reset_pool_and_capture_state():
+    g1 = torch.cuda.CUDAGraph()
+    assert torch.cuda.is_current_stream_capturing() is False
+    seen = []
+    x = torch.ones(2, device="cuda")
+    with torch.cuda.graph(g1):
+        seen.append(torch.cuda.is_current_stream_capturing())
+        y = x * 3
+    assert seen == [True] and torch.cuda.is_current_stream_capturing() is False
+    g2 = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g2, pool=g1.pool()):
+        z = y + 1
+    x.fill_(2)
+    g1.replay()
+    g2.replay()
+    assert z.tolist() == [7.0, 7.0]
+    handle = torch.cuda.graph_pool_handle()
+    g3 = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g3, pool=handle):
+        w = x - 1
+    assert g3.pool() == tuple(handle)
+    g1.reset()
+    with pytest.raises(RuntimeError, match="not been captured"):
+        g1.replay()
+    with torch.cuda.graph(g1):
+        y2 = x * 5
+    g1.replay()
+    assert y2.tolist() == [10.0, 10.0] and w.tolist() == [1.0, 1.0]
+
+
+def test_errors_name_the_call_and_the_target(tmp_path):
+    g = torch.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="not been captured"):
+        g.replay()
+    with pytest.raises(RuntimeError, match=f"raw_cuda_graph.*{torchdevice.target().type}"):
+        g.raw_cuda_graph()
+    g.enable_debug_mode()
+    x = torch.ones(3, device="cuda")
+    with torch.cuda.graph(g):
+        (x + 1).sum()
+    path = tmp_path / "graph.txt"
+    g.debug_dump(str(path))
+    assert "aten::add.Tensor" in path.read_text()
+    nonzero = torch.cuda.CUDAGraph()
+    mask = torch.tensor([1.0, 0.0, 1.0], device="cuda")
+    with torch.cuda.graph(nonzero):
+        idx = torch.nonzero(mask)
+    mask.fill_(1)
+    with pytest.raises(RuntimeError, match="data-dependent shapes"):
+        nonzero.replay()
+    assert idx.shape == (2, 1)
+
+
+def test_explicit_cpu_work_outside_a_capture_is_untouched():
+    a = torch.ones(2)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        b = a * 2
+    a.fill_(5)
+    c = a * 2
+    assert c.tolist() == [10.0, 10.0] and b.tolist() == [2.0, 2.0]
+    g.replay()
+    assert b.tolist() == [10.0, 10.0]
