@@ -2,6 +2,8 @@
 
 #include <frameobject.h>
 
+#include "python_thread.h"
+
 #include <c10/util/Exception.h>
 #include <torch/csrc/utils/pybind.h>
 
@@ -23,19 +25,12 @@ namespace {
 
 namespace history = torchdevice::memory_history;
 
-bool finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing();
-#else
-  return _Py_IsFinalizing();
-#endif
-}
 
 // The allocating thread's Python stack, innermost first, as torch's snapshots list frames.
 // torch's bindings release the GIL before dispatching, so the thread takes it back to read its
 // own frames; threads that never ran Python have none.
 history::Frames python_stack() {
-  if (!Py_IsInitialized() || finalizing() || PyGILState_GetThisThreadState() == nullptr) {
+  if (!thread_has_python_frames()) {
     return nullptr;
   }
   const PyGILState_STATE gil = PyGILState_Ensure();

@@ -2,6 +2,8 @@
 
 #include <frameobject.h>
 
+#include "python_thread.h"
+
 #include "torchdevice/log.h"
 #include "torchdevice/report.h"
 
@@ -45,19 +47,11 @@ report::Site walk_frames(const Library& library) {
   return {"<no Python caller>", 0, ""};
 }
 
-bool finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing();
-#else
-  return _Py_IsFinalizing();
-#endif
-}
-
 // torch's bindings release the GIL before dispatching, so the calling Python thread takes it back
 // to read its own frames. A thread that never ran Python (autograd workers, C++ callers) has no
 // frames to read and is never made to wait for the GIL.
 report::Site program_site(const Library& library) {
-  if (!Py_IsInitialized() || finalizing() || PyGILState_GetThisThreadState() == nullptr) {
+  if (!thread_has_python_frames()) {
     return {"<no Python caller>", 0, ""};
   }
   const PyGILState_STATE gil = PyGILState_Ensure();

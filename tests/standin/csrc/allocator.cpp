@@ -215,6 +215,18 @@ void PinnedAllocator::free_pinned(void* data) {
 
 DeviceAllocator allocator_instance;
 
+// Every per-pool statistic of `stats`, for the resets.
+template <class Fn>
+void for_each_stat(DeviceStats& stats, Fn fn) {
+  for (StatArray* array : {&stats.allocation, &stats.segment, &stats.active, &stats.inactive_split,
+                           &stats.allocated_bytes, &stats.reserved_bytes, &stats.active_bytes,
+                           &stats.inactive_split_bytes, &stats.requested_bytes}) {
+    for (Stat& stat : *array) {
+      fn(stat);
+    }
+  }
+}
+
 } // namespace
 
 c10::Allocator& device_allocator() { return allocator_instance; }
@@ -230,14 +242,7 @@ void reset_peak_memory_stats(c10::DeviceIndex index) {
   check_device_index(index);
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
-  DeviceStats& stats = s.devices[index].stats;
-  for (StatArray* array : {&stats.allocation, &stats.segment, &stats.active, &stats.inactive_split,
-                           &stats.allocated_bytes, &stats.reserved_bytes, &stats.active_bytes,
-                           &stats.inactive_split_bytes, &stats.requested_bytes}) {
-    for (Stat& stat : *array) {
-      stat.reset_peak();
-    }
-  }
+  for_each_stat(s.devices[index].stats, [](Stat& stat) { stat.reset_peak(); });
 }
 
 void reset_accumulated_memory_stats(c10::DeviceIndex index) {
@@ -245,13 +250,7 @@ void reset_accumulated_memory_stats(c10::DeviceIndex index) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   DeviceStats& stats = s.devices[index].stats;
-  for (StatArray* array : {&stats.allocation, &stats.segment, &stats.active, &stats.inactive_split,
-                           &stats.allocated_bytes, &stats.reserved_bytes, &stats.active_bytes,
-                           &stats.inactive_split_bytes, &stats.requested_bytes}) {
-    for (Stat& stat : *array) {
-      stat.reset_accumulated();
-    }
-  }
+  for_each_stat(stats, [](Stat& stat) { stat.reset_accumulated(); });
   stats.num_ooms = 0;
   stats.num_device_alloc = 0;
   stats.num_device_free = 0;
