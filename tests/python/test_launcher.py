@@ -39,13 +39,13 @@ def environment(extra=None):
     return env
 
 
-def python(args, cwd, env=None, timeout=180):
+def python(args, cwd, env=None, timeout=180, **options):
     return subprocess.run([sys.executable, *args], cwd=cwd, env=environment(env),
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, **options)
 
 
-def launch(args, cwd, env=None, timeout=180):
-    return python(["-m", "torchdevice", *args], cwd, env, timeout)
+def launch(args, cwd, env=None, timeout=180, **options):
+    return python(["-m", "torchdevice", *args], cwd, env, timeout, **options)
 
 
 def write(path, text):
@@ -144,8 +144,11 @@ def test_ctrl_c_ends_the_program_as_plain_python_does(tmp_path):
         os.kill(os.getpid(), signal.SIGINT)
         import time; time.sleep(30)
     """)
-    plain = python(["prog.py"], tmp_path)
-    launched = launch(["run", "prog.py"], tmp_path)
+    # As from a terminal: a suite started in the background inherits SIGINT ignored, and Python
+    # then keeps it ignored in its children.
+    interruptible = {"preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)}
+    plain = python(["prog.py"], tmp_path, **interruptible)
+    launched = launch(["run", "prog.py"], tmp_path, **interruptible)
     assert launched.returncode == plain.returncode == -signal.SIGINT
     assert launched.stderr == plain.stderr
     assert "KeyboardInterrupt" in launched.stderr
