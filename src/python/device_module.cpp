@@ -6,6 +6,8 @@
 #include "torchdevice/host.h"
 #include "torchdevice/target_device.h"
 
+#include <map>
+
 namespace py = pybind11;
 
 namespace torchdevice::python {
@@ -17,7 +19,11 @@ namespace {
 py::object device_module() {
   const std::string name = c10::DeviceTypeName(target().type(), /*lower_case=*/true);
   auto torch = py::module_::import("torch");
-  return py::hasattr(torch, name.c_str()) ? torch.attr(name.c_str()) : py::none();
+  // Both branches as py::object: a conditional would convert the module to py::none, and throw.
+  if (!py::hasattr(torch, name.c_str())) {
+    return py::none();
+  }
+  return torch.attr(name.c_str());
 }
 
 }  // namespace
@@ -60,6 +66,19 @@ int64_t target_total_memory() {
     }
   }
   return host_memory().total_bytes;
+}
+
+bool target_has_inductor() {
+  static std::map<c10::DeviceType, bool> answers;  // the GIL is held
+  const auto type = target().type();
+  auto found = answers.find(type);
+  if (found == answers.end()) {
+    auto common = py::module_::import("torch._inductor.codegen.common");
+    common.attr("init_backend_registration")();
+    const std::string name = c10::DeviceTypeName(type, /*lower_case=*/true);
+    found = answers.emplace(type, !common.attr("get_scheduling_for_device")(name).is_none()).first;
+  }
+  return found->second;
 }
 
 void synchronize_target() {

@@ -25,6 +25,10 @@ int64_t target_total_memory();
 // Blocks until the target has finished all queued work: through its device guard, else its module.
 void synchronize_target();
 
+// Whether torch's inductor has a code generator for the target's device type (torch >= 2; asked
+// of its backend registry once per type, on first use, as importing inductor takes seconds).
+bool target_has_inductor();
+
 // The error for a torch.cuda function the target cannot answer, naming the call and the target.
 [[noreturn]] void unsupported(const std::string& call, const std::string& why);
 

@@ -6,6 +6,7 @@
 #include <torch/csrc/Device.h>
 
 #include "amp.h"
+#include "compile.h"
 #include "cuda_api.h"
 #include "device.h"
 #include "device_properties.h"
@@ -90,6 +91,7 @@ py::object install_all(const c10::optional<std::string>& target) {
       install_legacy_types();
       install_nvtx();
       install_distributed();
+      install_compile();
       // Last: wraps only the torch.cuda functions no hook above replaced.
       install_unsupported();
     }
