@@ -9,6 +9,8 @@
 
 #include "torchdevice/event.h"
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -133,14 +135,31 @@ bool synchronize_with(const Guard* guard, c10::DeviceIndex index) {
   }
 }
 
+// Whether a device type's guard records events, learnt once per type by recording one: a guard
+// without events (the CPU's, a no-op one) refuses. Asked at every Event() and Stream.query(), so
+// the answer is kept (0: not asked yet, 1: yes, 2: no).
 template <class E>
-std::unique_ptr<Event> timed_device_event(c10::Device device, bool enable_timing) {
-  if constexpr (EventTimes<E>::value) {
-    // A guard without events (the CPU's, a no-op one) refuses to record.
+bool records_events(c10::Device device) {
+  static std::atomic<uint8_t> answers[c10::COMPILE_TIME_MAX_DEVICE_TYPES];
+  auto& answer = answers[static_cast<size_t>(device.type())];
+  uint8_t known = answer.load(std::memory_order_relaxed);
+  if (known == 0) {
     try {
       E probe(device.type(), c10::EventFlag::PYTORCH_DEFAULT);
       probe.record(c10::impl::VirtualGuardImpl(device.type()).getStream(device));
+      known = 1;
     } catch (const c10::Error&) {
+      known = 2;
+    }
+    answer.store(known, std::memory_order_relaxed);
+  }
+  return known == 1;
+}
+
+template <class E>
+std::unique_ptr<Event> timed_device_event(c10::Device device, bool enable_timing) {
+  if constexpr (EventTimes<E>::value) {
+    if (!records_events<E>(device)) {
       return nullptr;
     }
     return std::make_unique<GuardEvent<E>>(device, enable_timing);
@@ -157,6 +176,21 @@ bool synchronize(c10::Device device) {
   }
   const auto* guard = guard_for(device);
   return guard != nullptr && synchronize_with(guard, device.index());
+}
+
+bool query(c10::Device device) {
+  const auto* guard = guard_for(device);
+  if (guard == nullptr) {
+    return true;
+  }
+  try {
+    return guard->queryStream(guard->getStream(device));
+  } catch (const c10::Error&) {
+    // A backend whose guard cannot query streams: an event recorded now tells the same.
+    auto now = make_event(device, false);
+    now->record();
+    return now->query();
+  }
 }
 
 c10::optional<MemoryStats> allocator_stats(c10::Device device) {

@@ -20,6 +20,10 @@ namespace torchdevice::target_device {
 // cannot synchronize a whole device (torch < 2.1).
 bool synchronize(c10::Device device);
 
+// Whether all work queued on `device`'s current stream has finished, without waiting: the
+// guard's own stream query where the backend has one; the CPU's work is done when submitted.
+bool query(c10::Device device);
+
 // The statistics of the target's own allocator, where it is a c10::DeviceAllocator (torch >= 2.9
 // for the accelerators that implement it). Peaks are the allocator's own.
 c10::optional<MemoryStats> allocator_stats(c10::Device device);

@@ -130,13 +130,8 @@ void define_streams(py::module_& cuda) {
       .def_property_readonly("cuda_stream", &Stream::id)
       .def_property_readonly("priority", &Stream::priority)
       .def_static("priority_range", []() { return py::make_tuple(0, -1); })
-      // Every stream is the target's one queue: done when an event recorded now has completed.
-      .def("query",
-           [](const Stream&) {
-             const auto now = target_device::make_event(target(), false);
-             now->record();
-             return now->query();
-           })
+      // Every stream is the target's one queue: done when its current stream has finished.
+      .def("query", [](const Stream&) { return target_device::query(target()); })
       .def("synchronize", [](const Stream&) { synchronize_target(); })
       // One ordered queue: work on every stream already follows the event / the other stream.
       .def("wait_event", [](const Stream&, const Event&) {}, py::arg("event"))
