@@ -227,6 +227,55 @@ void register_fast_path(c10::DispatchKey key) {
   }
 }
 
+// Whether `schema` takes a device argument a redirect can rewrite.
+bool takes_device(const c10::FunctionSchema& schema) {
+  for (const auto& argument : schema.arguments()) {
+    c10::TypePtr type = argument.type();
+    if (const auto* optional = type->castRaw<c10::OptionalType>()) {
+      type = optional->getElementType();
+    }
+    if (type->kind() == c10::TypeKind::DeviceObjType) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A factory with a CompositeExplicitAutograd kernel runs that kernel on the redirected key (a
+// composite kernel fills every backend's entry, ahead of a backend fallback), and only the leaf
+// allocations inside it are redirected. Where the target has a kernel of its own for the op, that
+// skips it: kaiser_window's composite kernel calls a DispatchStub that has no entry for a
+// PrivateUse1 device, whose backend registers kaiser_window itself. Such ops get the redirect as
+// their kernel on the redirected key, so the whole call runs as if asked of the target.
+void register_whole_call_redirects(c10::DispatchKey redirected, c10::Device target) {
+  const auto target_key = c10::computeDispatchKey(c10::nullopt, c10::kStrided, target);
+  auto library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", redirected,
+                                                  __FILE__, __LINE__);
+  bool any = false;
+  auto& dispatcher = c10::Dispatcher::singleton();
+  for (const auto& name : dispatcher.getAllOpNames()) {
+    const std::string full = c10::toString(name);
+    const auto op = dispatcher.findOp(name);
+    // An op may have kernels registered before (or without) its schema.
+    if (full.rfind("aten::", 0) != 0 || !op.has_value() || !op->hasSchema() ||
+        !takes_device(op->schema()) ||
+        !op->hasKernelForDispatchKey(target_key) || op->hasKernelForDispatchKey(redirected) ||
+        !(op->hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd) ||
+          op->hasKernelForDispatchKey(
+              c10::DispatchKey::CompositeExplicitAutogradNonFunctional))) {
+      continue;
+    }
+    library->impl(full.substr(std::string("aten::").size()).c_str(),
+                  torch::CppFunction::makeFromBoxedFunction<&redirect_fallback>());
+    log::debug("redirecting whole calls of " + full + " on " + c10::toString(redirected) +
+               ": the target has a kernel of its own for it");
+    any = true;
+  }
+  if (any) {
+    registrations.push_back(std::move(library));
+  }
+}
+
 }  // namespace
 
 size_t rewrite_device_arguments(torch::jit::Stack& stack, size_t num_arguments,
@@ -264,6 +313,7 @@ void register_fallbacks(const Redirect& redirect) {
       log::debug("registered dispatcher fallback for " + std::string(c10::toString(key)));
     }
     register_fast_path(backend_keys(type).front());
+    register_whole_call_redirects(backend_keys(type).front(), redirect.target());
   }
 }
 

@@ -47,12 +47,21 @@ bool is_query(const c10::FunctionSchema& schema) {
   return returns.size() == 1 && returns[0].type()->kind() == c10::TypeKind::BoolType;
 }
 
-// Whether a call on `key` already reaches a kernel: one registered on the key itself, a composite
-// one (alias keys such as CompositeImplicitAutograd are resolved into each backend's entry of the
-// computed dispatch table, which is why a DispatchKeySet of alias keys cannot ask this), or a
-// backend fallback.
+// Whether a call on `key` already reaches a kernel that can run the op: one registered on the key
+// itself, a composite one (alias keys such as CompositeImplicitAutograd are resolved into each
+// backend's entry of the computed dispatch table, which is why a DispatchKeySet of alias keys
+// cannot ask this), or a backend fallback — but an accelerator's fallback (torch's MPS fallback, a
+// PrivateUse1 backend's) runs the op with the CPU's kernels, so it serves only ops the CPU has.
 bool target_has_kernel(const c10::OperatorHandle& op, c10::DispatchKey key) {
-  return op.hasComputedKernelForDispatchKey(key);
+  if (!op.hasComputedKernelForDispatchKey(key)) {
+    return false;
+  }
+  const bool by_fallback_only =
+      c10::Dispatcher::singleton().hasBackendFallbackForDispatchKey(key) &&
+      !op.hasKernelForDispatchKey(key) &&
+      !op.hasKernelForDispatchKey(c10::DispatchKey::CompositeImplicitAutograd) &&
+      !op.hasKernelForDispatchKey(c10::DispatchKey::CompositeExplicitAutograd);
+  return !by_fallback_only || op.hasComputedKernelForDispatchKey(c10::DispatchKey::CPU);
 }
 
 void missing_op_kernel(const c10::OperatorHandle& op, torch::jit::Stack* /*stack*/) {
