@@ -136,6 +136,15 @@ if hasattr(torch, "compile"):
           ("compiled_for_cuda(torch.randn(16, 32, device='cuda'))", INSTALLED))],
     ))
 
+if TARGET.type != "cpu" and hasattr(torch, "Event"):
+    GROUPS.append((
+        "Events on an accelerator target, with queued work",
+        "A: the target's own event (torch.Event) recorded, B: torch.cuda.Event recorded, "
+        "redirected; each after 1 µs of device time is queued (a device-wide sync would wait)",
+        [(("queue(); torch.Event(target).record()", INSTALLED),
+          ("queue(); torch.cuda.Event().record()", INSTALLED))],
+    ))
+
 
 def make_compiled():
     """Two compiled copies of one MLP: one moved to the target, one moved with .cuda()."""
@@ -182,9 +191,19 @@ def make_train_step():
     return train_step
 
 
+def make_queue():
+    """Queues a little device time on the target's current stream, where its module can (its
+    `_sleep`, like torch.cuda._sleep; the stand-in's takes milliseconds)."""
+    sleep = getattr(getattr(torch, TARGET.type, None), "_sleep", None)
+    if sleep is None or TARGET.type == "cuda":
+        return lambda: None
+    return lambda: sleep(0.001)
+
+
 def make_namespace():
     torch.manual_seed(0)
     return {
+        "queue": make_queue(),
         "train_step": make_train_step(),
         "torch": torch,
         "perf_counter_ns": time.perf_counter_ns,
@@ -317,7 +336,9 @@ def measure_example(runs):
 def measure_allocator():
     """The C++ timing of the CPU counting allocator (bench/allocator.cpp), or None if not built."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    binary = os.path.join(repo, "build", "torchdevice_allocator_bench")
+    # Where scripts/common.sh builds for this torch (scripts/chroot.sh sets it per suite).
+    build = os.environ.get("TORCHDEVICE_BUILD_DIR", os.path.join(repo, "build"))
+    binary = os.path.join(build, "torchdevice_allocator_bench")
     if not os.path.exists(binary):
         return None
     out = subprocess.run([binary, "--json"], check=True, capture_output=True, text=True).stdout

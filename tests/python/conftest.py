@@ -48,6 +48,13 @@ def pytest_terminal_summary(terminalreporter):
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def environment_without_torchdevice():
+    """os.environ for a child that decides about torchdevice itself: none of its switches, except
+    the stand-in accelerator's (TORCHDEVICE_STANDIN*), which say what the machine has."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("TORCHDEVICE_") or k.startswith("TORCHDEVICE_STANDIN")}
+
+
 @pytest.fixture(autouse=True)
 def installed():
     """Every test starts and ends with the default redirect installed, whatever it did."""

@@ -50,9 +50,17 @@ FACTORIES = {
 @pytest.mark.parametrize("spec", REDIRECTED_SPECS)
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_factory_lands_on_target(name, spec, target):
+    try:
+        expected = FACTORIES[name](target)
+    except NotImplementedError as error:
+        # The target itself lacks the kernel (the stand-in has no sparse ones): the redirected
+        # request reaches it and gets torch's own error, naming the target's backend.
+        with pytest.raises(NotImplementedError) as raised:
+            FACTORIES[name](spec)
+        assert str(raised.value).splitlines()[0] == str(error).splitlines()[0]
+        return
     result = FACTORIES[name](spec)
     assert result.device == target
-    expected = FACTORIES[name](target)
     assert result.shape == expected.shape and result.dtype == expected.dtype
 
 

@@ -95,11 +95,13 @@ def outcome(factory, spec):
         return ("error", type(error), message.split(" is only available for these backends")[0])
 
 
-def redirected_request(spec, redirected):
+def redirected_request(spec, redirected, accelerator):
     """Whether torch itself (torchdevice uninstalled) reads `spec` as a request for a type in
     `redirected`."""
     if isinstance(spec, int) and not isinstance(spec, bool):
-        return "cuda" in redirected and INDEX_MEANS_CUDA and 0 <= spec < 2**63
+        # Where the machine has an accelerator (the target), torch itself reads an index as that
+        # accelerator's (wrapping it into its 8-bit index type): then nothing is ours to judge.
+        return "cuda" in redirected and INDEX_MEANS_CUDA and not accelerator and 0 <= spec < 2**63
     if isinstance(spec, (str, torch.device)):
         try:
             return torch.device(spec).type in redirected
@@ -121,11 +123,20 @@ def test_device_spec_fuzz(target, record_property):
 
     torchdevice.uninstall()
     try:
-        redirected = [redirected_request(spec, types) for spec, _ in cases]
+        accelerator = hasattr(torch, "accelerator") and torch.accelerator.is_available()
+        redirected = [redirected_request(spec, types, accelerator) for spec, _ in cases]
         baseline = [outcome(FACTORIES[name], spec) for spec, name in cases]
     finally:
         torchdevice.install()
     results = [outcome(FACTORIES[name], spec) for spec, name in cases]
+    # A factory the target itself cannot run (the stand-in has no sparse kernels) fails there with
+    # torch's own error, whatever the request said: that is the redirect working.
+    known = {}
+
+    def on_target(name):
+        if name not in known:
+            known[name] = outcome(FACTORIES[name], target)
+        return known[name]
 
     counts = {"redirected": 0, "same as torch": 0, "errors": 0}
     for i, ((spec, name), got, before) in enumerate(zip(cases, results, baseline)):
@@ -135,8 +146,11 @@ def test_device_spec_fuzz(target, record_property):
         if redirected[i]:
             counts["redirected"] += 1
             if got[0] == "error":
-                assert issubclass(got[1], USUAL_ERRORS), f"{where} raised {got[1].__name__}: {got[2]}"
-                assert names_value(got[2], spec), f"{where}: error does not name the value: {got[2]}"
+                if got != on_target(name):
+                    assert issubclass(got[1], USUAL_ERRORS), \
+                        f"{where} raised {got[1].__name__}: {got[2]}"
+                    assert names_value(got[2], spec), \
+                        f"{where}: error does not name the value: {got[2]}"
             else:
                 assert got[1] == target, f"{where} landed on {got[1]}"
         else:

@@ -23,7 +23,21 @@ def kernels(name):
 
 
 def target_key():
-    return "CPU" if torchdevice.target().type == "cpu" else torchdevice.target().type.upper()
+    """The dispatch key of the target's dense tensors (a PrivateUse1 backend's under its own name)."""
+    kind = torchdevice.target().type
+    if hasattr(torch._C, "_get_privateuse1_backend_name") and \
+            kind == torch._C._get_privateuse1_backend_name():
+        return "PrivateUse1"
+    return kind.upper()
+
+
+def served(name, key):
+    """Whether torch alone runs `name` for `key`: a kernel there, a composite one, or a backend
+    fallback where the CPU has a kernel (accelerators' fallbacks compute with the CPU's)."""
+    where = kernels(name)
+    return (key in where or bool(set(COMPOSITE) & set(where))
+            or (torch._C._dispatch_has_computed_kernel_for_dispatch_key(name, key)
+                and torch._C._dispatch_has_computed_kernel_for_dispatch_key(name, "CPU")))
 
 
 def ops_with_our_error():
@@ -59,7 +73,10 @@ def test_recurrent_models_run_with_torchdevice_installed():
         assert torch.equal(installed, plain), cls
         on_cuda = model.cuda()(x.cuda())[0]
         assert on_cuda.device == torchdevice.target()
-        assert torch.equal(on_cuda.cpu(), plain), cls
+        if on_cuda.device.type == "cpu":
+            assert torch.equal(on_cuda, plain), cls
+        else:  # an accelerator's fused cells add the gates in their own order
+            torch.testing.assert_close(on_cuda.cpu(), plain, msg=str(cls))
 
 
 @requires_cuda_redirect
@@ -83,7 +100,7 @@ def test_every_listed_op_has_no_kernel_that_could_serve_the_target():
     torchdevice.uninstall()
     try:
         for name, _ in listed:
-            assert not torch._C._dispatch_has_computed_kernel_for_dispatch_key(name, key), name
+            assert not served(name, key), name
     finally:
         torchdevice.install()
 

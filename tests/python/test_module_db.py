@@ -10,15 +10,18 @@ import pytest
 import torch
 
 import torchdevice
-from conftest import REDIRECTS_CUDA, REPO, SUMMARY
+from conftest import REDIRECTS_CUDA, REPO, SUMMARY, environment_without_torchdevice
 from zoo import bits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(torchdevice.__file__)))
 
-pytestmark = pytest.mark.skipif(
-    not (REDIRECTS_CUDA and torchdevice.target().type == "cpu"),
-    reason="bit-exact only where 'cuda' is redirected to the CPU")
+pytestmark = pytest.mark.skipif(not REDIRECTS_CUDA, reason="CUDA is available, never redirected")
+
+TARGET = torchdevice.target().type
+# Bit for bit where 'cuda' lands on the CPU kernels the plain run uses; on an accelerator (the
+# stand-in, MPS) its own kernels may round differently, within float32's tolerance.
+EXACT = TARGET == "cpu"
 
 # Entries whose samples differ with a reason (none today); an entry listed here that matches
 # fails the test, so the list cannot go stale.
@@ -26,7 +29,7 @@ KNOWN = {}
 
 
 def sweep(tmp_path, name, args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHDEVICE_")}
+    env = environment_without_torchdevice()
     env["PYTHONPATH"] = PACKAGE_ROOT
     out = tmp_path / f"{name}.pt"
     return out, subprocess.Popen([sys.executable, os.path.join(HERE, "module_sweep.py"), *args,
@@ -48,12 +51,13 @@ def differences(plain, redirected):
             if a.get("error") != b.get("error"):
                 found.append(f"{where}: {a.get('error')!r} vs {b.get('error')!r}")
             continue
-        if b["devices"] != ["cpu"]:
-            found.append(f"{where}: redirected tensors on {b['devices']}")
+        if b["devices"] != [TARGET]:
+            found.append(f"{where}: redirected tensors on {b['devices']}, not {TARGET}")
         for key in sorted(set(a["tensors"]) | set(b["tensors"])):
             x, y = a["tensors"].get(key), b["tensors"].get(key)
             if x is None or y is None or x.dtype != y.dtype or x.shape != y.shape or \
-                    bits(x) != bits(y):
+                    not (bits(x) == bits(y) if EXACT else
+                         torch.allclose(x, y, rtol=1e-4, atol=1e-5, equal_nan=True)):
                 found.append(f"{where}: {key} differs")
     return found
 
@@ -80,7 +84,8 @@ def test_module_db_on_redirected_cuda_matches_plain_cpu(tmp_path):
     failing = sum("error" in s for entry in plain["modules"].values() for s in entry["samples"])
     SUMMARY.append(f"module_db on torch {torch.__version__}: {len(plain['modules'])} modules, "
                    f"{samples} samples ({failing} failing on plain torch too), "
-                   f"{len(unexpected)} differing, {len(KNOWN)} known to differ")
+                   f"{len(unexpected)} differing, {len(KNOWN)} known to differ, compared "
+                   f"{'bit for bit' if EXACT else 'within float32 tolerance'} on {TARGET}")
     assert not unexpected, unexpected
     assert not fixed, f"listed in KNOWN but now identical: {fixed}"
     assert samples > 100

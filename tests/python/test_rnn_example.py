@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import torchdevice
-from conftest import REPO, requires_cuda_redirect
+from conftest import REPO, environment_without_torchdevice, requires_cuda_redirect
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(torchdevice.__file__)))
 EXAMPLE = os.path.join("examples", "train_rnn_cuda.py")
@@ -16,7 +16,7 @@ EXAMPLE = os.path.join("examples", "train_rnn_cuda.py")
 
 @requires_cuda_redirect
 def test_recurrent_cuda_example_trains_on_the_target(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHDEVICE_")}
+    env = environment_without_torchdevice()
     env["PYTHONPATH"] = PACKAGE_ROOT
     report = tmp_path / "report.json"
     result = subprocess.run(

@@ -73,7 +73,16 @@ def test_amp_spellings_agree():
 
 @pytest.mark.skipif(not hasattr(torch, "accelerator"), reason="torch.accelerator is torch >= 2.6")
 def test_accelerator_stays_truthful_while_cuda_lands_on_the_target():
-    has_real = torch.backends.mps.is_available() if hasattr(torch.backends, "mps") else False
+    # The machine's real accelerator (the stand-in, MPS) or none: what torch says without us.
+    torchdevice.uninstall()
+    try:
+        has_real = torch.accelerator.is_available()
+        real = torch.accelerator.current_accelerator() if has_real else None
+    finally:
+        torchdevice.install()
     assert torch.accelerator.is_available() == has_real
+    if has_real:
+        assert torch.accelerator.current_accelerator() == real
+        assert real.type == torchdevice.target().type != "cuda"
     assert torch.cuda.is_available() is True
     assert torch.zeros(1, device="cuda").device == torchdevice.target()
