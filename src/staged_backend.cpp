@@ -196,11 +196,21 @@ bool has_backend_for(const c10d::ProcessGroup& group, c10::DeviceType device_typ
   return false;
 }
 
+// gloo takes only CPU and CUDA tensors. A group may still list gloo for the target's type: a
+// device map's "cuda" names the target while CUDA is redirected.
+bool takes(c10d::ProcessGroup& group, c10::DeviceType device_type) {
+  if (!has_backend_for(group, device_type)) {
+    return false;
+  }
+  return device_type == c10::kCPU || device_type == c10::kCUDA ||
+         group.getBackend(device_type)->getBackendName() != "gloo";
+}
+
 }  // namespace
 
 bool stage_through_cpu(const std::string& group_name, c10::DeviceType device_type) {
   auto group = c10d::resolve_process_group(group_name);
-  if (has_backend_for(*group, device_type) || !has_backend_for(*group, c10::kCPU)) {
+  if (takes(*group, device_type) || !has_backend_for(*group, c10::kCPU)) {
     return false;
   }
   // CUSTOM: a type of its own, so the group's other types keep their backends.
