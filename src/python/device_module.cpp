@@ -17,7 +17,8 @@ namespace {
 py::object device_module() {
   const std::string name = c10::DeviceTypeName(target().type(), /*lower_case=*/true);
   auto torch = py::module_::import("torch");
-  return py::hasattr(torch, name.c_str()) ? torch.attr(name.c_str()) : py::none();
+  // Both arms py::object: with py::none as the common type the module would be cast to None.
+  return py::hasattr(torch, name.c_str()) ? py::object(torch.attr(name.c_str())) : py::none();
 }
 
 }  // namespace
