@@ -40,6 +40,16 @@ check_cxx_source_compiles([[
 c10::CachingDeviceAllocator::DeviceStats (c10::DeviceAllocator::*stats)(c10::DeviceIndex) =
     &c10::DeviceAllocator::getDeviceStats;
 ]] TORCHDEVICE_HAS_DEVICE_ALLOCATOR)
+# Process groups with one backend per device type (torch 2.x), each found by the group's name:
+# src/staged_backend.cpp adds one for a target gloo cannot take.
+check_cxx_source_compiles([[
+#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
+void stage(const std::string& name, const c10::intrusive_ptr<c10d::Backend>& backend) {
+  auto group = c10d::resolve_process_group(name);
+  group->getDeviceTypes();
+  group->setBackend(c10::kCPU, c10d::ProcessGroup::BackendType::CUSTOM, backend);
+}
+]] TORCHDEVICE_HAS_C10D_BACKENDS)
 unset(CMAKE_TRY_COMPILE_TARGET_TYPE)
 unset(CMAKE_REQUIRED_INCLUDES)
 unset(CMAKE_REQUIRED_FLAGS)

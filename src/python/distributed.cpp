@@ -5,6 +5,7 @@
 #include "patch.h"
 #include "torchdevice/backend.h"
 #include "torchdevice/log.h"
+#include "torchdevice/staged_backend.h"
 #include "torchdevice/state.h"
 
 #include <string>
@@ -62,18 +63,39 @@ py::object call_with_backend(const py::object& original, const char* function, s
   return original(*args, **kwargs);
 }
 
-bool all_on_cpu(const py::handle& module) {
-  for (const auto& parameter : module.attr("parameters")()) {
-    if (!parameter.cast<at::Tensor>().is_cpu()) {
-      return false;
-    }
+// A group made while installed takes the target's tensors even where its backends cannot (gloo
+// and an accelerator other than CUDA): they are staged through its CPU backend. `group` is what
+// new_group returned (not a group on ranks outside it), or the default group.
+void stage_target(const py::object& group) {
+  const py::object name = py::getattr(group, "group_name", py::none());  // torch 2.x groups
+  if (name.is_none()) {
+    return;
   }
-  return true;
+  const auto type = current_redirect().target().type();
+  if (stage_through_cpu(name.cast<std::string>(), type)) {
+    log::info("torchdevice: process group '" + name.cast<std::string>() + "': " +
+              c10::DeviceTypeName(type, /*lower_case=*/true) +
+              " tensors go through its cpu backend");
+  }
+}
+
+// The one device all of `module`'s parameters are on, where that is a device of the target's type.
+c10::optional<c10::Device> device_on_target(const py::handle& module) {
+  c10::optional<c10::Device> device;
+  for (const auto& parameter : module.attr("parameters")()) {
+    const auto here = parameter.cast<at::Tensor>().device();
+    if (here.type() != current_redirect().target().type() || (device && *device != here)) {
+      return c10::nullopt;
+    }
+    device = here;
+  }
+  return device;
 }
 
 // DistributedDataParallel.__init__(self, module, device_ids=None, output_device=None, ...).
-// torch rejects device_ids for CPU modules; a CUDA script's module that now lives on the CPU
-// target passes them, so they are dropped, as for a CPU module written that way.
+// A CUDA script passes CUDA indices (often the rank), yet every one of them is the one target,
+// where its module now lives: the ids become that module's device, which DDP wants for a
+// single-device module, or none on the CPU target, where torch rejects them.
 py::object ddp_init(py::args args, py::kwargs kwargs) {
   py::list changed(args);
   py::object module = py::none();
@@ -82,23 +104,28 @@ py::object ddp_init(py::args args, py::kwargs kwargs) {
   } else if (kwargs.contains("module")) {
     module = kwargs["module"];
   }
-  if (current_redirect().target().is_cpu() && !module.is_none() && all_on_cpu(module)) {
-    bool dropped = false;
-    for (size_t position : {2, 3}) {
-      if (changed.size() > position && !changed[position].is_none()) {
-        changed[position] = py::none();
-        dropped = true;
+  const auto device = module.is_none() ? c10::nullopt : device_on_target(module);
+  if (device.has_value()) {
+    const py::object output_device = device->is_cpu() ? py::none() : py::cast(*device);
+    const py::object device_ids =
+        device->is_cpu() ? py::none() : py::object(py::make_tuple(output_device));
+    bool replaced = false;
+    const auto replace = [&](size_t position, const char* name, const py::object& replacement) {
+      if (changed.size() > position) {
+        if (!changed[position].is_none()) {
+          changed[position] = replacement;
+          replaced = true;
+        }
+      } else if (kwargs.contains(name) && !kwargs[name].is_none()) {
+        kwargs[name] = replacement;
+        replaced = true;
       }
-    }
-    for (const char* name : {"device_ids", "output_device"}) {
-      if (kwargs.contains(name) && !kwargs[name].is_none()) {
-        kwargs[name] = py::none();
-        dropped = true;
-      }
-    }
-    if (dropped) {
-      log::info("torchdevice: DistributedDataParallel: device_ids/output_device dropped for a "
-                "module on the cpu target");
+    };
+    replace(2, "device_ids", device_ids);
+    replace(3, "output_device", output_device);
+    if (replaced) {
+      log::info("torchdevice: DistributedDataParallel: device_ids/output_device are the "
+                "module's device, " + device->str());
     }
   }
   return originals().ddp_init(*py::tuple(changed), **kwargs);
@@ -165,8 +192,15 @@ void install_distributed() {
                                 Wrapped{"new_group", 2, &held.new_group}}) {
     py::cpp_function wrapper(
         [wrapped](py::args args, py::kwargs kwargs) {
-          return call_with_backend(*wrapped.original, wrapped.name, wrapped.backend_position,
-                                   std::move(args), std::move(kwargs));
+          py::object group =
+              call_with_backend(*wrapped.original, wrapped.name, wrapped.backend_position,
+                                std::move(args), std::move(kwargs));
+          stage_target(group.is_none() ? py::module_::import("torch.distributed")
+                                             .attr("distributed_c10d")
+                                             .attr("GroupMember")
+                                             .attr("WORLD")
+                                       : group);
+          return group;
         },
         py::name(wrapped.name));
     const char* name = wrapped.name;

@@ -75,16 +75,21 @@ def test_uninstall_puts_torchs_functions_back(one_rank_group):
         dist.init_process_group("nccl", **one_rank_group)
 
 
-def test_ddp_accepts_device_ids_for_a_module_on_the_cpu_target(one_rank_group):
-    if torchdevice.target().type != "cpu":
-        pytest.skip("device_ids are dropped only for modules on the CPU target")
+@pytest.mark.parametrize("index", [0, 1])
+def test_ddp_device_ids_are_the_module_s_device_on_the_target(one_rank_group, index):
+    """CUDA indices (a rank's, here 1 too) all name the one target where the module lives: DDP
+    gets that device (no ids on the CPU target, where torch rejects them), and trains there."""
     dist.init_process_group("nccl", **one_rank_group)
-    torch.cuda.set_device(0)
-    model = nn.Linear(4, 2).cuda(0)
-    ddp = DDP(model, device_ids=[0], output_device=0)
-    assert ddp.device_ids is None and ddp.module is model
-    ddp(torch.ones(2, 4, device="cuda")).sum().backward()
-    assert model.weight.grad is not None
+    torch.cuda.set_device(index)
+    model = nn.Linear(4, 2).cuda(index)
+    ddp = DDP(model, device_ids=[index], output_device=index)
+    target = torchdevice.target()
+    expected = None if target.type == "cpu" else [target.index if target.index is not None else 0]
+    assert ddp.device_ids == expected and ddp.module is model
+    output = ddp(torch.ones(2, 4))  # on the host: DDP moves it where its device_ids say
+    assert output.device == target
+    output.sum().backward()
+    assert model.weight.grad is not None and model.weight.grad.device == target
 
 
 def test_ddp_still_rejects_what_torch_rejects(one_rank_group):
@@ -101,11 +106,17 @@ def free_port():
 
 
 # One training step loop, the same in both launch styles: each rank starts from different weights
-# and different data, so identical parameters at the end prove DDP broadcast and averaged.
+# and takes its half of each batch, so identical parameters at the end prove DDP broadcast and
+# averaged, and parameters equal to those of one process training on the whole batches from rank
+# 0's weights prove it computed what one device computes.
 TRAIN = """
 import os, sys
 import torch, torch.distributed as dist, torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
+
+
+def batches():  # five batches of 32 samples, each in two halves of 16, one per rank
+    return torch.randn(5, 2, 16, 8, generator=torch.Generator().manual_seed(1234))
 
 
 def train(rank, world_size, backend, out):
@@ -116,8 +127,8 @@ def train(rank, world_size, backend, out):
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1)).cuda()
     ddp = DDP(model, device_ids=[rank], output_device=rank)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
-    for step in range(5):
-        x = torch.randn(16, 8, device=f"cuda:{rank}")
+    for batch in batches():
+        x = batch[rank].to(f"cuda:{rank}")
         loss = (ddp(x) - x.sum(1, keepdim=True)).pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -145,6 +156,101 @@ if __name__ == "__main__":
 """
 
 
+# Each collective on 'cuda' tensors (the target) in a real two-rank gloo group gives what it gives
+# on CPU tensors, and leaves its results on the target; where gloo refuses one on the CPU (1.13 has
+# no reduce_scatter), it refuses it on the target too.
+COLLECTIVES = """
+import os, sys
+import torch, torch.distributed as dist
+
+
+def collectives(rank, device):
+    def full(value):
+        return torch.full((2, 3), float(value), device=device)
+
+    def all_reduce():
+        tensor = full(rank + 1)
+        dist.all_reduce(tensor)
+        return [tensor]
+
+    def all_reduce_async():
+        tensor = full(rank + 1)
+        work = dist.all_reduce(tensor, async_op=True)
+        work.wait()
+        return [tensor, *work.get_future().wait()]
+
+    def broadcast():
+        tensor = full(rank + 5)
+        dist.broadcast(tensor, src=1)
+        return [tensor]
+
+    def all_gather():
+        gathered = [full(-1), full(-1)]
+        dist.all_gather(gathered, full(rank + 1))
+        return gathered
+
+    def all_gather_into_tensor():
+        gathered = torch.empty(4, 3, device=device)
+        dist.all_gather_into_tensor(gathered, full(rank + 1))
+        return [gathered]
+
+    def reduce_scatter_tensor():
+        out = full(-1)
+        dist.reduce_scatter_tensor(out, torch.arange(12.0, device=device).view(4, 3) * (rank + 1))
+        return [out]
+
+    def barrier():
+        dist.barrier()
+        return []
+
+    results = {}
+    for collective in (all_reduce, all_reduce_async, broadcast, all_gather,
+                       all_gather_into_tensor, reduce_scatter_tensor, barrier):
+        try:
+            tensors = collective()
+            results[collective.__name__] = ([str(t.device) for t in tensors],
+                                            [t.cpu() for t in tensors])
+        except (RuntimeError, AttributeError) as error:
+            results[collective.__name__] = type(error).__name__
+    return results
+
+
+def run(rank, out):
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", rank=rank, world_size=2)
+    torch.save({"cpu": collectives(rank, "cpu"), "cuda": collectives(rank, "cuda")},
+               os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    import torch.multiprocessing as mp
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", sys.argv[1]
+    mp.spawn(run, args=(sys.argv[2],), nprocs=2)
+"""
+
+
+def test_collectives_on_the_target_in_a_two_process_group(tmp_path):
+    (tmp_path / "collectives.py").write_text(COLLECTIVES)
+    launched = launch(["collectives.py", str(free_port()), str(tmp_path)], tmp_path)
+    assert launched.returncode == 0, launched.stderr
+    target = str(torchdevice.target())
+    for rank in (0, 1):
+        results = torch.load(os.path.join(tmp_path, f"rank{rank}.pt"))
+        assert results["cpu"].keys() == results["cuda"].keys()
+        assert isinstance(results["cpu"]["all_reduce"], tuple)  # gloo works here at all
+        for name, on_cpu in results["cpu"].items():
+            on_target = results["cuda"][name]
+            if isinstance(on_cpu, str):
+                assert on_target == on_cpu, name
+                continue
+            devices, tensors = on_target
+            assert devices == [target] * len(on_cpu[1]), name
+            for mine, expected in zip(tensors, on_cpu[1]):
+                assert torch.equal(mine, expected), name
+        assert results["cuda"]["all_reduce"][1][0].eq(3).all()  # 1 + 2
+
+
 def launch(args, cwd):
     # Debian's torch 2.x is built without libuv, yet its TCPStore asks for libuv by default and
     # fails with or without torchdevice; USE_LIBUV=0 is the switch torch's error names.
@@ -153,6 +259,22 @@ def launch(args, cwd):
         env.pop(name, None)
     return subprocess.run([sys.executable, "-m", "torchdevice", "run", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def trained_in_one_process():
+    """TRAIN's loop in this process, on the target, with rank 0's weights and whole batches."""
+    scope = {}
+    exec(TRAIN, scope)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1)).cuda()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for batch in scope["batches"]():
+        x = batch.reshape(32, 8).cuda()
+        loss = (model(x) - x.sum(1, keepdim=True)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return [p.detach().cpu() for p in model.parameters()]
 
 
 def check_ranks_agree(out):
@@ -165,6 +287,9 @@ def check_ranks_agree(out):
     torch.manual_seed(0)
     untrained = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
     assert not torch.equal(untrained[0].weight, ranks[0]["params"][0])  # it did train
+    # Averaging two half-batch gradients and taking one whole-batch gradient round differently.
+    for mine, alone in zip(ranks[0]["params"], trained_in_one_process()):
+        torch.testing.assert_close(mine, alone, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", ["nccl", "None", "cuda:nccl,cpu:gloo"])

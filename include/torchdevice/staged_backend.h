@@ -1,0 +1,17 @@
+#pragma once
+
+#include <c10/core/DeviceType.h>
+
+#include <string>
+
+namespace torchdevice {
+
+// Gives the process group registered as `group_name` a backend for `device_type` where none of
+// its backends takes those tensors (it has none for the type, or gloo, which takes only CPU and
+// CUDA tensors): one that runs each collective through the group's CPU backend on CPU copies of
+// the tensors and copies the results back, so collectives and DDP's reducer, which call the group
+// directly, work on an accelerator gloo cannot take. Returns whether it added one. torch 1.x has
+// no per-device backends: nothing is added there.
+bool stage_through_cpu(const std::string& group_name, c10::DeviceType device_type);
+
+}  // namespace torchdevice

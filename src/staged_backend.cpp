@@ -1,0 +1,231 @@
+#include "torchdevice/staged_backend.h"
+
+#if TORCHDEVICE_HAS_C10D_BACKENDS
+#include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+
+#include <utility>
+#include <vector>
+#endif
+
+namespace torchdevice {
+
+#if TORCHDEVICE_HAS_C10D_BACKENDS
+
+namespace {
+
+using c10d::Work;
+using Tensors = std::vector<at::Tensor>;
+
+Tensors to_cpu(const Tensors& tensors) {
+  Tensors host;
+  host.reserve(tensors.size());
+  for (const auto& tensor : tensors) {
+    host.push_back(tensor.to(at::kCPU));
+  }
+  return host;
+}
+
+std::vector<Tensors> to_cpu(const std::vector<Tensors>& lists) {
+  std::vector<Tensors> host;
+  host.reserve(lists.size());
+  for (const auto& tensors : lists) {
+    host.push_back(to_cpu(tensors));
+  }
+  return host;
+}
+
+void copy_back(Tensors& device, const Tensors& host) {
+  for (size_t i = 0; i < device.size(); ++i) {
+    device[i].copy_(host[i]);
+  }
+}
+
+void copy_back(std::vector<Tensors>& device, const std::vector<Tensors>& host) {
+  for (size_t i = 0; i < device.size(); ++i) {
+    copy_back(device[i], host[i]);
+  }
+}
+
+// The CPU collective has finished and its results are on the device: a completed Work whose
+// future holds the device tensors, as the reducer and `Work.get_future()` read them.
+c10::intrusive_ptr<Work> completed(const c10::IValue& value) {
+  auto future = c10::make_intrusive<c10::ivalue::Future>(value.type());
+  future->markCompleted(value);
+  return Work::create_from_future(future);
+}
+
+// Each collective waits for the CPU backend's work before copying back: the copies must see its
+// result, and the device tensors are the caller's as soon as this returns.
+class CpuStagedBackend final : public c10d::Backend {
+ public:
+  explicit CpuStagedBackend(c10::intrusive_ptr<c10d::Backend> cpu)
+      : Backend(cpu->getRank(), cpu->getSize()), cpu_(std::move(cpu)) {}
+
+  const std::string getBackendName() const override {
+    return cpu_->getBackendName() + " (staged through the cpu)";
+  }
+
+  c10::intrusive_ptr<Work> broadcast(Tensors& tensors,
+                                     const c10d::BroadcastOptions& opts) override {
+    auto host = to_cpu(tensors);
+    cpu_->broadcast(host, opts)->wait();
+    copy_back(tensors, host);
+    return completed(tensors);
+  }
+
+  c10::intrusive_ptr<Work> allreduce(Tensors& tensors,
+                                     const c10d::AllreduceOptions& opts) override {
+    auto host = to_cpu(tensors);
+    cpu_->allreduce(host, opts)->wait();
+    copy_back(tensors, host);
+    return completed(tensors);
+  }
+
+  c10::intrusive_ptr<Work> allreduce_coalesced(
+      Tensors& tensors, const c10d::AllreduceCoalescedOptions& opts) override {
+    auto host = to_cpu(tensors);
+    cpu_->allreduce_coalesced(host, opts)->wait();
+    copy_back(tensors, host);
+    return completed(tensors);
+  }
+
+  c10::intrusive_ptr<Work> reduce(Tensors& tensors, const c10d::ReduceOptions& opts) override {
+    auto host = to_cpu(tensors);
+    cpu_->reduce(host, opts)->wait();
+    copy_back(tensors, host);
+    return completed(tensors);
+  }
+
+  c10::intrusive_ptr<Work> allgather(std::vector<Tensors>& outputs, Tensors& inputs,
+                                     const c10d::AllgatherOptions& opts) override {
+    auto host_outputs = to_cpu(outputs);
+    auto host_inputs = to_cpu(inputs);
+    cpu_->allgather(host_outputs, host_inputs, opts)->wait();
+    copy_back(outputs, host_outputs);
+    return completed(outputs);
+  }
+
+  c10::intrusive_ptr<Work> _allgather_base(at::Tensor& output, at::Tensor& input,
+                                           const c10d::AllgatherOptions& opts) override {
+    auto host_output = output.to(at::kCPU);
+    auto host_input = input.to(at::kCPU);
+    cpu_->_allgather_base(host_output, host_input, opts)->wait();
+    output.copy_(host_output);
+    return completed(Tensors{output});
+  }
+
+  c10::intrusive_ptr<Work> gather(std::vector<Tensors>& outputs, Tensors& inputs,
+                                  const c10d::GatherOptions& opts) override {
+    auto host_outputs = to_cpu(outputs);
+    auto host_inputs = to_cpu(inputs);
+    cpu_->gather(host_outputs, host_inputs, opts)->wait();
+    copy_back(outputs, host_outputs);
+    return completed(outputs);
+  }
+
+  c10::intrusive_ptr<Work> scatter(Tensors& outputs, std::vector<Tensors>& inputs,
+                                   const c10d::ScatterOptions& opts) override {
+    auto host_outputs = to_cpu(outputs);
+    auto host_inputs = to_cpu(inputs);
+    cpu_->scatter(host_outputs, host_inputs, opts)->wait();
+    copy_back(outputs, host_outputs);
+    return completed(outputs);
+  }
+
+  c10::intrusive_ptr<Work> reduce_scatter(Tensors& outputs, std::vector<Tensors>& inputs,
+                                          const c10d::ReduceScatterOptions& opts) override {
+    auto host_outputs = to_cpu(outputs);
+    auto host_inputs = to_cpu(inputs);
+    cpu_->reduce_scatter(host_outputs, host_inputs, opts)->wait();
+    copy_back(outputs, host_outputs);
+    return completed(outputs);
+  }
+
+  c10::intrusive_ptr<Work> _reduce_scatter_base(at::Tensor& output, at::Tensor& input,
+                                                const c10d::ReduceScatterOptions& opts) override {
+    auto host_output = output.to(at::kCPU);
+    auto host_input = input.to(at::kCPU);
+    cpu_->_reduce_scatter_base(host_output, host_input, opts)->wait();
+    output.copy_(host_output);
+    return completed(Tensors{output});
+  }
+
+  c10::intrusive_ptr<Work> alltoall_base(at::Tensor& output, at::Tensor& input,
+                                         std::vector<int64_t>& output_split_sizes,
+                                         std::vector<int64_t>& input_split_sizes,
+                                         const c10d::AllToAllOptions& opts) override {
+    auto host_output = output.to(at::kCPU);
+    auto host_input = input.to(at::kCPU);
+    cpu_->alltoall_base(host_output, host_input, output_split_sizes, input_split_sizes, opts)
+        ->wait();
+    output.copy_(host_output);
+    return completed(Tensors{output});
+  }
+
+  c10::intrusive_ptr<Work> send(Tensors& tensors, int dst_rank, int tag) override {
+    auto host = to_cpu(tensors);
+    cpu_->send(host, dst_rank, tag)->wait();
+    return completed(tensors);
+  }
+
+  c10::intrusive_ptr<Work> recv(Tensors& tensors, int src_rank, int tag) override {
+    auto host = to_cpu(tensors);
+    cpu_->recv(host, src_rank, tag)->wait();
+    copy_back(tensors, host);
+    return completed(tensors);
+  }
+
+  c10::intrusive_ptr<Work> barrier(const c10d::BarrierOptions& opts) override {
+    cpu_->barrier(opts)->wait();
+    return completed(Tensors{});
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::Backend> cpu_;
+};
+
+bool has_backend_for(const c10d::ProcessGroup& group, c10::DeviceType device_type) {
+  for (const auto& device : group.getDeviceTypes()) {
+    if (device.type() == device_type) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// gloo takes only CPU and CUDA tensors. A group may still list gloo for the target's type: a
+// device map's "cuda" names the target while CUDA is redirected.
+bool takes(c10d::ProcessGroup& group, c10::DeviceType device_type) {
+  if (!has_backend_for(group, device_type)) {
+    return false;
+  }
+  return device_type == c10::kCPU || device_type == c10::kCUDA ||
+         group.getBackend(device_type)->getBackendName() != "gloo";
+}
+
+}  // namespace
+
+bool stage_through_cpu(const std::string& group_name, c10::DeviceType device_type) {
+  auto group = c10d::resolve_process_group(group_name);
+  if (takes(*group, device_type) || !has_backend_for(*group, c10::kCPU)) {
+    return false;
+  }
+  // CUSTOM: a type of its own, so the group's other types keep their backends.
+  c10::intrusive_ptr<c10d::Backend> staged =
+      c10::make_intrusive<CpuStagedBackend>(group->getBackend(c10::kCPU));
+  group->setBackend(device_type, c10d::ProcessGroup::BackendType::CUSTOM, staged);
+  return true;
+}
+
+#else
+
+bool stage_through_cpu(const std::string& /*group_name*/, c10::DeviceType /*device_type*/) {
+  return false;
+}
+
+#endif
+
+}  // namespace torchdevice
