@@ -5,7 +5,6 @@
 #include <c10/core/DispatchKey.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
-#include <torch/version.h>
 
 #include "torchdevice/log.h"
 
@@ -17,11 +16,6 @@
 namespace torchdevice {
 
 namespace {
-
-constexpr bool torch_at_least(int major, int minor) {
-  return TORCH_VERSION_MAJOR > major ||
-         (TORCH_VERSION_MAJOR == major && TORCH_VERSION_MINOR >= minor);
-}
 
 // One float32 element: the scale, inv_scale and found_inf tensors torch's kernels accept.
 void check_scalar_tensor(const at::Tensor& t, c10::ScalarType dtype, const char* name) {
@@ -42,32 +36,15 @@ bool has_kernel(const char* name, c10::DispatchKey key) {
 
 }  // namespace
 
-std::vector<c10::ScalarType> autocast_dtypes(c10::DeviceType type) {
-  switch (type) {
-    case c10::DeviceType::CPU:
-      // torch 1.x CPU autocast is bfloat16-only; float16 joined in 2.1.
-      if (torch_at_least(2, 1)) {
-        return {c10::ScalarType::BFloat16, c10::ScalarType::Half};
-      }
-      return {c10::ScalarType::BFloat16};
-    case c10::DeviceType::CUDA:
-      return {c10::ScalarType::Half, c10::ScalarType::BFloat16};
-    case c10::DeviceType::MPS:
-      if (torch_at_least(2, 5)) {
-        return {c10::ScalarType::Half, c10::ScalarType::BFloat16};
-      }
-      return {};
-    default:
-      return {};
+AutocastChoice autocast_choice(const std::vector<c10::ScalarType>& supported,
+                               c10::ScalarType requested) {
+  if (supported.empty()) {
+    return {requested, false};  // nothing to cast to
   }
-}
-
-AutocastChoice autocast_choice(c10::DeviceType type, c10::ScalarType requested) {
-  const auto supported = autocast_dtypes(type);
   auto is_supported = [&](c10::ScalarType dtype) {
     return std::find(supported.begin(), supported.end(), dtype) != supported.end();
   };
-  if (supported.empty() || is_supported(requested)) {
+  if (is_supported(requested)) {
     return {requested, true};
   }
   // A 16-bit float has a close stand-in: the other one.

@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "torchdevice/log.h"
+#include "torchdevice/target_device.h"
 
 #include <memory>
 #include <mutex>
@@ -35,10 +36,10 @@ void register_pinning(const Redirect& redirect) {
     return;
   }
   // torch 1.x dispatches pinning on the backend it pins for (its device argument, CUDA by
-  // default); torch 2.x on the backend of the accelerator it pins for. The CPU target has nothing
-  // to page-lock for, so its key gets the copy; an accelerator target keeps its own pinning.
+  // default); torch 2.x on the backend of the accelerator it pins for. A target with a pinned
+  // host allocator keeps its own pinning; one without (the CPU, MPS-like backends) gets the copy.
   std::vector<c10::DispatchKey> keys;
-  if (redirect.target().is_cpu()) {
+  if (!target_device::has_pinned_memory(redirect.target().type())) {
     keys.push_back(c10::computeDispatchKey(c10::nullopt, c10::kStrided, redirect.target()));
   }
   for (auto type : kAccelerators) {

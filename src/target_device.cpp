@@ -1,8 +1,14 @@
 #include "torchdevice/target_device.h"
 
+#include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/Event.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
+#include <torch/version.h>
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6)
+#include <ATen/detail/MPSHooksInterface.h>  // its macOS query
+#endif
 #if TORCHDEVICE_HAS_DEVICE_ALLOCATOR  // tested by cmake/torch_features.cmake
 #include <c10/core/CachingDeviceAllocator.h>
 #endif
@@ -168,6 +174,33 @@ std::unique_ptr<Event> timed_device_event(c10::Device device, bool enable_timing
   }
 }
 
+constexpr bool torch_at_least(int major, int minor) {
+  return TORCH_VERSION_MAJOR > major ||
+         (TORCH_VERSION_MAJOR == major && TORCH_VERSION_MINOR >= minor);
+}
+
+bool has_autocast(c10::DeviceType type) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_available(type);
+#else
+  // The types the autocast class of torch 1.13 (CPU, CUDA, XPU) and 2.0-2.3 (also IPU, HPU, XLA,
+  // PrivateUse1) accepts.
+  switch (type) {
+    case c10::DeviceType::CPU:
+    case c10::DeviceType::CUDA:
+    case c10::DeviceType::XPU:
+      return true;
+    case c10::DeviceType::IPU:
+    case c10::DeviceType::HPU:
+    case c10::DeviceType::XLA:
+    case c10::DeviceType::PrivateUse1:
+      return TORCH_VERSION_MAJOR >= 2;
+    default:
+      return false;
+  }
+#endif
+}
+
 }  // namespace
 
 bool synchronize(c10::Device device) {
@@ -244,6 +277,53 @@ std::unique_ptr<Event> make_event(c10::Device device, bool enable_timing) {
     }
   }
   return std::make_unique<HostTimedEvent>(device, enable_timing);
+}
+
+c10::optional<std::vector<c10::ScalarType>> autocast_dtypes(c10::DeviceType type) {
+  using c10::ScalarType;
+  if (!has_autocast(type)) {
+    return std::vector<ScalarType>{};
+  }
+  switch (type) {
+    case c10::DeviceType::PrivateUse1:
+      return c10::nullopt;
+    case c10::DeviceType::CPU:
+      // torch 1.x CPU autocast is bfloat16-only; float16 joined in 2.1.
+      if (torch_at_least(2, 1)) {
+        return std::vector<ScalarType>{ScalarType::BFloat16, ScalarType::Half};
+      }
+      return std::vector<ScalarType>{ScalarType::BFloat16};
+    case c10::DeviceType::MPS: {
+      // torch has no query for these: 2.5 autocasts float16 only; 2.6 added bfloat16, which
+      // Metal has from macOS 14.
+      std::vector<ScalarType> dtypes{ScalarType::Half};
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6)
+      const auto& hooks = at::detail::getMPSHooks();
+      if (hooks.hasMPS() && hooks.isOnMacOSorNewer(14, 0)) {
+        dtypes.push_back(ScalarType::BFloat16);
+      }
+#endif
+      return dtypes;
+    }
+    default:
+      return std::vector<ScalarType>{ScalarType::Half, ScalarType::BFloat16};
+  }
+}
+
+bool has_pinned_memory(c10::DeviceType type) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6)
+  if (type == c10::DeviceType::CPU) {
+    return false;
+  }
+  try {
+    return at::globalContext().getPinnedMemoryAllocator(type) != nullptr;
+  } catch (const c10::Error&) {
+    return false;  // the backend's hooks refuse (MPS before its pinned allocator, no hooks)
+  }
+#else
+  (void)type;
+  return false;
+#endif
 }
 
 bool is_out_of_memory(const c10::Error& error) {

@@ -10,18 +10,18 @@
 
 namespace torchdevice {
 
-// The dtypes the running torch can autocast to on a device of `type` (empty: no autocast there).
-std::vector<c10::ScalarType> autocast_dtypes(c10::DeviceType type);
-
-// What autocast on `type` does when code asks for `requested`.
+// What autocast on a device whose autocast takes `supported` (target_device::autocast_dtypes, or
+// its backend's answer) does when code asks for `requested`.
 struct AutocastChoice {
   c10::ScalarType dtype;
   bool enabled;  // false: the region runs uncast
 };
-// `requested` itself where supported; else the other 16-bit float where that one is (float16 <->
-// bfloat16); a wider float (float32, float64), which casts nothing down, runs uncast. Anything
-// else (integers, or a type with no autocast at all) is returned unchanged for torch to report.
-AutocastChoice autocast_choice(c10::DeviceType type, c10::ScalarType requested);
+// With no autocast at all (`supported` empty), the region runs uncast. Else `requested` itself
+// where supported; else the other 16-bit float where that one is (float16 <-> bfloat16); a wider
+// float (float32, float64), which casts nothing down, runs uncast with a dtype the target takes.
+// Anything else (integers) is returned unchanged for torch to report.
+AutocastChoice autocast_choice(const std::vector<c10::ScalarType>& supported,
+                               c10::ScalarType requested);
 
 // GradScaler's two helper ops, computed as torch's CUDA kernels compute them, on any device.
 // Every tensor of `grads` is multiplied by `inv_scale` in its own opmath type; `found_inf` becomes

@@ -1,12 +1,14 @@
 #pragma once
 
 #include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Optional.h>
 
 #include "torchdevice/memory.h"
 
 #include <memory>
+#include <vector>
 
 // What torchdevice asks of the target device, in one place. Each question goes to torch's
 // device-generic interfaces, so every accelerator torch knows (MPS, CUDA, XPU, HPU, a PrivateUse1
@@ -50,6 +52,17 @@ std::unique_ptr<Event> make_event(c10::Device device, bool enable_timing);
 
 // Whether `device`'s guard has events with timing: what make_event uses for it.
 bool has_device_events(c10::Device device);
+
+// The dtypes autocast on `type` takes in the running torch: none where torch has no autocast for
+// the type (at::autocast::is_autocast_available, torch >= 2.4; before: CPU, CUDA, XPU); torch's
+// own list where its code fixes one (MPS: float16 from 2.5, bfloat16 from 2.6 and only where MPS
+// reports macOS >= 14); nullopt where the backend answers for itself
+// (get_amp_supported_dtype in its module: a PrivateUse1 backend), which the Python layer asks.
+c10::optional<std::vector<c10::ScalarType>> autocast_dtypes(c10::DeviceType type);
+
+// Whether `type` has page-locked host memory for its copies: its hooks' pinned allocator, which
+// torch's pin_memory() uses (torch >= 2.6). False for the CPU, which has nothing to page-lock.
+bool has_pinned_memory(c10::DeviceType type);
 
 // Whether `error` is a device running out of memory, in the words of any backend torch has (its
 // OutOfMemoryError type, the CPU allocator's and MPS's wording).

@@ -9,6 +9,7 @@
 #include <torch/csrc/utils/pybind.h>
 #include <torch/version.h>
 
+#include "device_module.h"
 #include "patch.h"
 #include "torchdevice/amp.h"
 #include "torchdevice/device_spec.h"
@@ -87,7 +88,8 @@ c10::ScalarType default_autocast_dtype(c10::DeviceType type) {
 #endif
 }
 
-void warn_substitution(c10::ScalarType requested, const AutocastChoice& choice) {
+void warn_substitution(c10::ScalarType requested, const AutocastChoice& choice,
+                       bool target_autocasts) {
   {
     std::lock_guard<std::mutex> lock(warned_mutex);
     if (!warned.insert({requested, choice.enabled ? choice.dtype : requested}).second) {
@@ -97,11 +99,16 @@ void warn_substitution(c10::ScalarType requested, const AutocastChoice& choice) 
   auto name = [](c10::ScalarType dtype) {
     return std::string(py::repr(reinterpret_cast<PyObject*>(torch::getTHPDtype(dtype))));
   };
+  const std::string target_name = py::str(target_type_name());
   const std::string message =
-      "torchdevice: autocast on " + std::string(py::str(target_type_name())) + " cannot use " +
-      name(requested) + " in torch " + TORCH_VERSION + "; " +
+      "torchdevice: " +
+      (target_autocasts ? "autocast on " + target_name + " cannot use " + name(requested) +
+                              " in torch " + TORCH_VERSION + "; "
+                        : "torch " + std::string(TORCH_VERSION) + " has no autocast on " +
+                              target_name + "; ") +
       (choice.enabled ? "using " + name(choice.dtype) + ", the closest dtype it supports"
-                      : std::string("the region runs uncast, as it casts nothing down")) +
+       : target_autocasts ? std::string("the region runs uncast, as it casts nothing down")
+                          : std::string("the region runs uncast, in float32 as written")) +
       " (warned once).";
   if (PyErr_WarnEx(PyExc_UserWarning, message.c_str(), 1) != 0) {
     throw py::error_already_set();
@@ -126,16 +133,21 @@ py::object autocast_init(const py::args& args, const py::kwargs& kwargs) {
     const c10::ScalarType requested =
         THPDtype_Check(dtype.ptr()) ? reinterpret_cast<THPDtype*>(dtype.ptr())->scalar_type
                                     : default_autocast_dtype(*type);
-    const AutocastChoice choice = autocast_choice(current_redirect().target().type(), requested);
+    const auto supported = target_autocast_dtypes();
+    const AutocastChoice choice = autocast_choice(supported, requested);
     const py::object enabled = argument(args, kwargs, 3, "enabled");
     const bool wanted = enabled.is_none() || py::bool_(enabled);
     if (wanted && (choice.dtype != requested || !choice.enabled)) {
-      warn_substitution(requested, choice);
+      warn_substitution(requested, choice, !supported.empty());
     }
     if (!choice.enabled) {
       replace_argument(new_args, new_kwargs, 3, "enabled", py::bool_(false));
     }
-    replace_argument(new_args, new_kwargs, 1, "device_type", target_type_name());
+    // A target without autocast leaves the disabled region on the type asked for, which torch
+    // accepts (torch rejects a device type it has no autocast for, even disabled).
+    if (!supported.empty()) {
+      replace_argument(new_args, new_kwargs, 1, "device_type", target_type_name());
+    }
     if (dtype.is_none() || THPDtype_Check(dtype.ptr())) {
       replace_argument(new_args, new_kwargs, 2, "dtype",
                        py::reinterpret_borrow<py::object>(

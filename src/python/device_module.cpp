@@ -1,6 +1,7 @@
 #include "device_module.h"
 
 #include <c10/util/Exception.h>
+#include <torch/csrc/Dtype.h>
 
 #include "cuda_api.h"
 #include "torchdevice/host.h"
@@ -79,6 +80,23 @@ bool target_has_inductor() {
     found = answers.emplace(type, !common.attr("get_scheduling_for_device")(name).is_none()).first;
   }
   return found->second;
+}
+
+std::vector<c10::ScalarType> target_autocast_dtypes() {
+  if (auto fixed = target_device::autocast_dtypes(target().type())) {
+    return *fixed;
+  }
+  // torch's autocast asks the backend the same way, and requires the function.
+  std::vector<c10::ScalarType> dtypes;
+  for (const auto& dtype : device_module_function({"get_amp_supported_dtype"},
+                                                  "amp.autocast()")()) {
+    TORCH_CHECK(THPDtype_Check(dtype.ptr()), "torch.",
+                c10::DeviceTypeName(target().type(), /*lower_case=*/true),
+                ".get_amp_supported_dtype() must return torch.dtype values, but one is ",
+                std::string(py::repr(dtype)), ".");
+    dtypes.push_back(reinterpret_cast<THPDtype*>(dtype.ptr())->scalar_type);
+  }
+  return dtypes;
 }
 
 void synchronize_target() {

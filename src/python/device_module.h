@@ -1,10 +1,12 @@
 #pragma once
 
+#include <c10/core/ScalarType.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 // The target backend's own Python module (torch.mps, torch.xpu, torch.<PrivateUse1 name>), asked
 // only where the running torch has no device-generic route (src/target_device.cpp): the one place
@@ -21,6 +23,10 @@ bool device_module_has(const char* name);
 // The most memory the target may use: its module's own figure where it has one (MPS's
 // recommended working set, another backend's device properties), else the host's.
 int64_t target_total_memory();
+
+// The dtypes autocast on the target takes (none: it has no autocast in this torch): torch's own
+// list where it fixes one, else the backend's answer (its module's get_amp_supported_dtype).
+std::vector<c10::ScalarType> target_autocast_dtypes();
 
 // Blocks until the target has finished all queued work: through its device guard, else its module.
 void synchronize_target();

@@ -7,9 +7,11 @@
 #include "torchdevice/amp.h"
 #include "torchdevice/pinning.h"
 #include "torchdevice/state.h"
+#include "torchdevice/target_device.h"
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 namespace torchdevice {
 namespace {
@@ -19,8 +21,14 @@ using c10::ScalarType;
 
 constexpr bool kTorch2 = TORCH_VERSION_MAJOR >= 2;
 
+std::vector<ScalarType> dtypes_of(DeviceType type) {
+  const auto dtypes = target_device::autocast_dtypes(type);
+  EXPECT_TRUE(dtypes.has_value()) << type << " is a backend torch itself knows";
+  return dtypes.value_or(std::vector<ScalarType>{});
+}
+
 void expect_choice(DeviceType type, ScalarType requested, ScalarType dtype, bool enabled) {
-  const AutocastChoice choice = autocast_choice(type, requested);
+  const AutocastChoice choice = autocast_choice(dtypes_of(type), requested);
   EXPECT_EQ(choice.dtype, dtype) << requested;
   EXPECT_EQ(choice.enabled, enabled) << requested;
 }
@@ -37,18 +45,50 @@ TEST(AutocastChoice, Float16OnCpuIsBFloat16WhereTorchLacksIt) {
                 kTorch2 ? ScalarType::Half : ScalarType::BFloat16, true);
 }
 
+TEST(AutocastChoice, TheOther16BitFloatWhereOnlyThatOneIsSupported) {
+  // What a backend answering [float16] (MPS on torch 2.5, or before macOS 14) gets for bfloat16.
+  const AutocastChoice choice = autocast_choice({ScalarType::Half}, ScalarType::BFloat16);
+  EXPECT_EQ(choice.dtype, ScalarType::Half);
+  EXPECT_TRUE(choice.enabled);
+}
+
 TEST(AutocastChoice, WiderFloatsRunUncastWithADtypeTheTargetAccepts) {
+  const auto supported = dtypes_of(DeviceType::CPU);
   for (auto wide : {ScalarType::Float, ScalarType::Double}) {
-    const AutocastChoice choice = autocast_choice(DeviceType::CPU, wide);
+    const AutocastChoice choice = autocast_choice(supported, wide);
     EXPECT_FALSE(choice.enabled);
-    const auto supported = autocast_dtypes(DeviceType::CPU);
     EXPECT_NE(std::find(supported.begin(), supported.end(), choice.dtype), supported.end());
   }
 }
 
-TEST(AutocastChoice, NonFloatsAndDevicesWithoutAutocastPassThroughForTorchToReport) {
+TEST(AutocastChoice, ADeviceWithoutAutocastRunsUncast) {
+  // Meta has no autocast in any torch: as MPS before torch 2.5.
+  EXPECT_TRUE(dtypes_of(DeviceType::Meta).empty());
+  for (auto requested : {ScalarType::Half, ScalarType::BFloat16, ScalarType::Float}) {
+    const AutocastChoice choice = autocast_choice({}, requested);
+    EXPECT_FALSE(choice.enabled);
+    EXPECT_EQ(choice.dtype, requested);
+  }
+}
+
+TEST(AutocastChoice, NonFloatsPassThroughForTorchToReport) {
   expect_choice(DeviceType::CPU, ScalarType::Int, ScalarType::Int, true);
-  expect_choice(DeviceType::Meta, ScalarType::Half, ScalarType::Half, true);
+}
+
+TEST(AutocastDtypes, APrivateUse1BackendAnswersForItself) {
+  // torch asks such a backend's module (get_amp_supported_dtype); so does the Python layer.
+  if (kTorch2) {
+    EXPECT_FALSE(target_device::autocast_dtypes(DeviceType::PrivateUse1).has_value());
+  }
+}
+
+TEST(AutocastDtypes, MpsFromTorch25) {
+  const auto mps = dtypes_of(DeviceType::MPS);
+  if (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 5)) {
+    EXPECT_TRUE(mps.empty());
+  } else {
+    EXPECT_NE(std::find(mps.begin(), mps.end(), ScalarType::Half), mps.end());
+  }
 }
 
 at::Tensor scalar(float value) {

@@ -78,22 +78,36 @@ def test_the_default_dtype_is_cudas(fresh, target):
     """autocast('cuda') means float16, even where the target's own default is bfloat16."""
     expected = torch.float16 if target_autocasts(torch.float16, target) else torch.bfloat16
     warns = contextlib.nullcontext() if expected == torch.float16 else pytest.warns(UserWarning)
+    a = torch.ones(2, 2, device="cuda")
     with warns:
         region = torch.autocast("cuda")
     with region:
-        assert torch.mm(torch.ones(2, 2, device="cuda"), torch.ones(2, 2)).dtype == expected
+        assert torch.mm(a, a).dtype == expected
 
 
-def test_bfloat16_and_disabled_regions_need_no_substitution(fresh):
+OTHER = {torch.float16: torch.bfloat16, torch.bfloat16: torch.float16}
+
+
+@pytest.mark.parametrize("asked", [torch.float16, torch.bfloat16], ids=str)
+def test_a_16_bit_float_is_the_targets_answer(asked, fresh, target):
+    """The target's own autocast decides: torch's answer for its device type (the backend's
+    get_amp_supported_dtype for a PrivateUse1 one) keeps the dtype or substitutes the other."""
+    supported = target_autocasts(asked, target)
+    if not supported and not target_autocasts(OTHER[asked], target):
+        pytest.skip("the target autocasts neither 16-bit float")
+    expected = asked if supported else OTHER[asked]
     a = torch.ones(2, 2, device="cuda")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            assert torch.mm(a, a).dtype == torch.bfloat16
-            with torch.autocast("cuda", enabled=False):
-                assert torch.mm(a, a).dtype == torch.float32
-            assert torch.mm(a, a).dtype == torch.bfloat16
-        assert torch.mm(a, a).dtype == torch.float32
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        region = torch.autocast("cuda", dtype=asked)
+    messages = [str(w.message) for w in caught if "torchdevice" in str(w.message)]
+    assert len(messages) == (0 if supported else 1), messages
+    with region:
+        assert torch.mm(a, a).dtype == expected
+        with torch.autocast("cuda", enabled=False):
+            assert torch.mm(a, a).dtype == torch.float32
+        assert torch.mm(a, a).dtype == expected
+    assert torch.mm(a, a).dtype == torch.float32
 
 
 def test_float32_autocast_runs_uncast_as_on_cuda(fresh, target):

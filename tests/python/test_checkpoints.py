@@ -128,6 +128,34 @@ def test_redirected_tensors_saved_here_load_without_torchdevice(tmp_path, target
     assert values.strip() == str([v.hex() for v in saved["w"].tolist()])
 
 
+def test_saving_is_untouched_so_files_carry_the_targets_own_tag(tmp_path, target):
+    """Saving is torch's own: storages are tagged with the target's location ('mps', 'standin:0',
+    'cpu'), never 'cuda'. Where that device is missing, torch's map_location loads the file."""
+    path = tmp_path / "saved.pt"
+    w = torch.randn(4, device="cuda")
+    torch.save({"w": w}, path)
+    tags = set()
+    torch.load(path, map_location=lambda storage, location: tags.add(location) or storage)
+    storage = w.untyped_storage() if hasattr(w, "untyped_storage") else w.storage()
+    assert tags == {torch.serialization.location_tag(storage)}
+    assert tags.pop().split(":")[0] == target.type
+
+    def load_elsewhere(map_location):
+        # No torchdevice, and no stand-in accelerator: a machine without the target's device.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHDEVICE")}
+        env["PYTHONPATH"] = ""
+        code = (f"import torch; s = torch.load({str(path)!r}, map_location={map_location!r})\n"
+                "print(s['w'].device, [v.hex() for v in s['w'].tolist()])")
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    moved = load_elsewhere("cpu")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.split(" ", 1)[1].strip() == str([v.hex() for v in w.tolist()])
+    if target.type != "cpu":
+        assert load_elsewhere(None).returncode != 0  # the documented limit: the tag is the target's
+
+
 def test_uninstall_gives_torch_its_own_restore_back():
     registry = list(torch.serialization._package_registry)
     torchdevice.uninstall()
