@@ -212,6 +212,10 @@ std::unique_ptr<Event> make_event(c10::Device device, bool enable_timing) {
   return std::make_unique<HostTimedEvent>(device, enable_timing);
 }
 
+bool may_defer_pageable_copies(c10::Device device) {
+  return !device.is_cpu() && !device.is_cuda();
+}
+
 bool is_out_of_memory(const c10::Error& error) {
   if (dynamic_cast<const c10::OutOfMemoryError*>(&error) != nullptr) {
     return true;

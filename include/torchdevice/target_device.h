@@ -47,6 +47,12 @@ std::unique_ptr<Event> make_event(c10::Device device, bool enable_timing);
 // Whether `device`'s guard has events with timing: what make_event uses for it.
 bool has_device_events(c10::Device device);
 
+// Whether a non_blocking copy from pageable (unpinned) host memory to `device` may still read
+// its source after returning. CUDA stages pageable memory before the call returns and the CPU
+// copies at once; any other accelerator is taken to read it later (MPS does: pytorch#139550),
+// so torchdevice completes such a redirected copy before returning.
+bool may_defer_pageable_copies(c10::Device device);
+
 // Whether `error` is a device running out of memory, in the words of any backend torch has (its
 // OutOfMemoryError type, the CPU allocator's and MPS's wording).
 bool is_out_of_memory(const c10::Error& error);
