@@ -178,9 +178,11 @@ py::object unscale(const py::object& self, const py::object& optimizer) {
   py::object state = self.attr("_per_optimizer_states")[py::module_::import("builtins").attr(
       "id")(optimizer)];
   const py::object stages = py::module_::import("torch.amp.grad_scaler").attr("OptState");
-  TORCH_CHECK(!state["stage"].is(stages.attr("UNSCALED")),
+  const py::object stage = state["stage"];
+  TORCH_CHECK(!stage.is(py::object(stages.attr("UNSCALED"))),
               "unscale_() has already been called on this optimizer since the last update().");
-  TORCH_CHECK(!state["stage"].is(stages.attr("STEPPED")), "unscale_() is being called after step().");
+  TORCH_CHECK(!stage.is(py::object(stages.attr("STEPPED"))),
+              "unscale_() is being called after step().");
   const at::Tensor& scale = THPVariable_Unpack(scale_object.ptr());
   const at::Tensor inv_scale = scale.reciprocal();
   const at::Tensor found_inf = at::zeros({}, scale.options().dtype(at::kFloat));
