@@ -59,8 +59,8 @@ void record(const std::string& what, const std::string& requested, c10::Device t
               ", redirected to " + target.str() + " as " + narrowed +
               " (the float64 policy; TORCHDEVICE_FLOAT64=error keeps float64)");
   }
-  if (!enabled()) {
-    return;
+  if (!narrowed.empty() && !enabled()) {
+    return;  // resolved for the warning only: the report is off
   }
   Key key{site.file, site.line, site.function, what, requested, target.str(), narrowed};
   auto found = index_of.find(key);

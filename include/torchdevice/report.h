@@ -40,7 +40,8 @@ void set_enabled(bool on);
 // Finds the call site; supplied by the Python layer. Without one, sites are "<C++>".
 void set_site_resolver(std::function<Site()> resolver);
 
-// Counts one request at the current call site (when enabled); a new site is logged once at info.
+// Counts one request at the current call site (callers check enabled() first); a new site is
+// logged once at info.
 // A request whose dtype the float64 policy narrowed (`narrowed`, e.g. "float64 -> float32") is
 // resolved to its call site even with the report off, and each such site is warned about once.
 void record(const std::string& what, const std::string& requested, c10::Device target,
