@@ -181,7 +181,7 @@ def test_a_float64_module_moved_to_cuda_trains(float32_policy):
     losses = []
     for _ in range(20):
         optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(data), target)
+        loss = (model(data) - target).pow(2).mean()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
@@ -234,6 +234,10 @@ def test_torch_load_onto_cuda_narrows_and_keeps_shared_storage(map_location, flo
 
 
 def test_torch_load_of_a_cuda_checkpoint_with_no_map_location_narrows(float32_policy):
+    try:
+        torch.empty(0, dtype=torch.bfloat16, device=float32_policy)
+    except TypeError:
+        pytest.skip("the fixture holds bfloat16, which this target refuses (MPS-like mode)")
     fixtures = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
     loaded = torch.load(os.path.join(fixtures, "state_cuda0.pt"))
     assert loaded["float64"].dtype == torch.float32
