@@ -6,11 +6,13 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include "torchdevice/float64.h"
 #include "torchdevice/log.h"
 #include "torchdevice/report.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target_device.h"
 
+#include <c10/core/DefaultDtype.h>
 #include <c10/core/TensorOptions.h>
 
 #include <memory>
@@ -66,27 +68,81 @@ bool out_of_memory_unnamed(const c10::Error& error) {
 }
 
 // CUDA code catches torch.cuda.OutOfMemoryError (c10::OutOfMemoryError) to shrink its batch; a
-// redirected call raises that for any exhaustion and says where the memory ran out. Exceptions
-// cost nothing on the path that does not throw.
+// redirected call raises that for any exhaustion and says where the memory ran out. A wide dtype
+// the target refused under the float64 policy 'error' keeps the target's error, with a hint
+// naming the policy. Exceptions cost nothing on the path that does not throw.
 template <class Call>
-decltype(auto) with_out_of_memory_as_cuda_does(const Redirect& redirect, Call&& call) {
+decltype(auto) with_target_errors(const Redirect& redirect, c10::optional<c10::ScalarType> dtype,
+                                  Call&& call) {
   try {
     return call();
-  } catch (const c10::Error& error) {
+  } catch (c10::Error& error) {
     TORCH_CHECK_WITH(OutOfMemoryError, !out_of_memory_unnamed(error), kOutOfMemoryOn,
                      redirect.target(), ", where torchdevice redirects ", describe(redirect),
                      ": ", error.what_without_backtrace());
+    if (dtype.has_value()) {
+      const std::string hint = float64::refusal_hint(*dtype);
+      if (!hint.empty()) {
+        error.add_context(hint);
+      }
+    }
     throw;
   }
 }
 
+bool is_wide(c10::ScalarType dtype) {
+  return dtype == c10::ScalarType::Double || dtype == c10::ScalarType::ComplexDouble;
+}
+
+// Whether argument `argument` of a schema is a ScalarType (held on the stack as an int).
+bool is_scalar_type(const c10::Argument& argument) {
+  const c10::TypePtr& type = argument.real_type();
+  if (type->kind() == c10::TypeKind::ScalarTypeType) {
+    return true;
+  }
+  const auto optional = type->cast<c10::OptionalType>();
+  return optional && optional->getElementType()->kind() == c10::TypeKind::ScalarTypeType;
+}
+
+// The boxed path's dtypes under the float64 policy: each wide ScalarType argument is narrowed
+// where the policy says so. Returns what was narrowed (for the report), and the wide dtype asked
+// for (for the error hint). A None dtype is left to the op: it means "inferred" there.
+struct BoxedDtype {
+  std::string narrowed;
+  c10::optional<c10::ScalarType> wide;
+};
+
+BoxedDtype narrow_dtype_arguments(const c10::OperatorHandle& op, torch::jit::Stack& stack,
+                                  size_t num_arguments) {
+  BoxedDtype out;
+  const auto& arguments = op.schema().arguments();
+  const size_t first = stack.size() - num_arguments;
+  for (size_t i = 0; i < num_arguments; ++i) {
+    c10::IValue& value = stack[first + i];
+    if (!value.isInt() || !is_scalar_type(arguments[i])) {
+      continue;
+    }
+    const auto dtype = static_cast<c10::ScalarType>(value.toInt());
+    if (!is_wide(dtype)) {
+      continue;
+    }
+    out.wide = dtype;
+    const c10::ScalarType substitute = float64::substitute(dtype);
+    if (substitute != dtype) {
+      value = c10::IValue(static_cast<int64_t>(substitute));
+      out.narrowed = float64::describe(dtype, substitute);
+    }
+  }
+  return out;
+}
+
 // Counts the request for the report: the first redirected device among the arguments.
 void report_request(const c10::OperatorHandle& op, const torch::jit::Stack& stack,
-                    size_t num_arguments, const Redirect& redirect) {
+                    size_t num_arguments, const Redirect& redirect, const std::string& narrowed) {
   for (size_t i = stack.size() - num_arguments; i < stack.size(); ++i) {
     if (stack[i].isDevice() && redirect.redirects(stack[i].toDevice().type())) {
       report::record(c10::toString(op.schema().operator_name()), stack[i].toDevice().str(),
-                     redirect.target());
+                     redirect.target(), narrowed);
       return;
     }
   }
@@ -98,8 +154,10 @@ void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
   const Redirect redirect = current_redirect();
   check_still_installed(redirect, op.schema().operator_name());
   const auto num_arguments = op.schema().arguments().size();
-  if (report::enabled()) {
-    report_request(op, *stack, num_arguments, redirect);
+  const BoxedDtype dtype = float64::engaged() ? narrow_dtype_arguments(op, *stack, num_arguments)
+                                              : BoxedDtype{};
+  if (report::enabled() || !dtype.narrowed.empty()) {
+    report_request(op, *stack, num_arguments, redirect, dtype.narrowed);
   }
   const size_t rewritten = rewrite_device_arguments(*stack, num_arguments, redirect);
   // Without a device argument to rewrite, calling again would land here again.
@@ -107,7 +165,7 @@ void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
               "' reached a redirected backend with no device argument to redirect (",
               describe(redirect),
               "). Move its tensor inputs to the target device first, or report this op.");
-  with_out_of_memory_as_cuda_does(redirect, [&] { op.callBoxed(stack); });
+  with_target_errors(redirect, dtype.wide, [&] { op.callBoxed(stack); });
 }
 
 // The unboxed fast path. Factories decompose into a few leaf allocations (zeros = empty + zero_,
@@ -133,6 +191,28 @@ struct Rewrite {
   }
 };
 
+// The leaf allocation's dtype under the float64 policy. At a leaf, no dtype means the default
+// dtype, which set_default_dtype(torch.float64) makes wide.
+struct NarrowDtype {
+  std::string narrowed;
+  c10::optional<c10::ScalarType> wide;
+
+  void operator()(c10::optional<c10::ScalarType>& dtype) {
+    const c10::ScalarType asked = dtype.value_or(c10::get_default_dtype_as_scalartype());
+    if (!is_wide(asked)) {
+      return;
+    }
+    wide = asked;
+    const c10::ScalarType substitute = float64::substitute(asked);
+    if (substitute != asked) {
+      dtype = substitute;
+      narrowed = float64::describe(asked, substitute);
+    }
+  }
+  template <class T>
+  void operator()(T& /*other*/) {}
+};
+
 // "aten::empty.memory_format", as the boxed path names ops in the report.
 template <class Op>
 std::string operator_name() {
@@ -154,13 +234,18 @@ struct Unboxed<Op, Return(Args...)> {
     TORCH_CHECK(rewrite.requested.has_value(), "torchdevice: '", Op::name,
                 "' reached a redirected backend with no device argument to redirect (",
                 describe(rewrite.redirect), ").");
-    if (report::enabled()) {
-      report::record(operator_name<Op>(), rewrite.requested->str(), rewrite.redirect.target());
+    NarrowDtype dtype;
+    if (float64::engaged()) {
+      std::apply([&](auto&... values) { (dtype(values), ...); }, rewritten);
+    }
+    if (report::enabled() || !dtype.narrowed.empty()) {
+      report::record(operator_name<Op>(), rewrite.requested->str(), rewrite.redirect.target(),
+                     dtype.narrowed);
     }
     // BackendSelect already ran for this call: go straight to the target's dense kernel.
     const auto target_key = c10::computeDispatchKey(c10::nullopt, c10::nullopt,
                                                     rewrite.redirect.target());
-    return with_out_of_memory_as_cuda_does(rewrite.redirect, [&]() -> Return {
+    return with_target_errors(rewrite.redirect, dtype.wide, [&]() -> Return {
       return std::apply(
           [&](auto&&... forwarded) {
             return Op::redispatch(c10::DispatchKeySet(target_key),

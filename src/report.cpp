@@ -4,6 +4,7 @@
 
 #include <iomanip>
 #include <map>
+#include <set>
 #include <mutex>
 #include <sstream>
 #include <tuple>
@@ -16,12 +17,16 @@ std::atomic<bool> enabled{false};
 
 namespace {
 
-using Key = std::tuple<std::string, int64_t, std::string, std::string, std::string, std::string>;
+using Key = std::tuple<std::string, int64_t, std::string, std::string, std::string, std::string,
+                       std::string>;
 
 std::mutex report_mutex;
 std::function<Site()> site_resolver;
 std::map<Key, size_t> index_of;  // into seen
 std::vector<Entry> seen;
+// Sites already warned about for a narrowed dtype: for the life of the process, as a warning is
+// meant to be read once.
+std::set<std::tuple<std::string, int64_t, std::string>> warned;
 
 std::string describe_site(const Site& site) {
   return site.file + ":" + std::to_string(site.line) + " (" + site.function + ")";
@@ -38,7 +43,8 @@ void set_site_resolver(std::function<Site()> resolver) {
   site_resolver = std::move(resolver);
 }
 
-void record(const std::string& what, const std::string& requested, c10::Device target) {
+void record(const std::string& what, const std::string& requested, c10::Device target,
+            const std::string& narrowed) {
   std::function<Site()> resolver;
   {
     std::lock_guard<std::mutex> lock(report_mutex);
@@ -47,17 +53,25 @@ void record(const std::string& what, const std::string& requested, c10::Device t
   // Resolved outside the lock: the resolver may need the GIL, which another recording thread
   // could hold while waiting for this lock.
   Site site = resolver ? resolver() : Site{"<C++>", 0, ""};
-  Key key{site.file, site.line, site.function, what, requested, target.str()};
   std::lock_guard<std::mutex> lock(report_mutex);
+  if (!narrowed.empty() && warned.emplace(site.file, site.line, site.function).second) {
+    log::warn("torchdevice: " + describe_site(site) + ": " + what + " asked for " + requested +
+              ", redirected to " + target.str() + " as " + narrowed +
+              " (the float64 policy; TORCHDEVICE_FLOAT64=error keeps float64)");
+  }
+  if (!narrowed.empty() && !enabled()) {
+    return;  // resolved for the warning only: the report is off
+  }
+  Key key{site.file, site.line, site.function, what, requested, target.str(), narrowed};
   auto found = index_of.find(key);
   if (found != index_of.end()) {
     ++seen[found->second].count;
     return;
   }
   index_of.emplace(std::move(key), seen.size());
-  seen.push_back({site, what, requested, target.str(), 1});
-  log::info("torchdevice: " + describe_site(site) + ": " + what + " asked for " +
-            requested + " -> " + target.str());
+  seen.push_back({site, what, requested, target.str(), 1, narrowed});
+  log::info("torchdevice: " + describe_site(site) + ": " + what + " asked for " + requested +
+            " -> " + target.str() + (narrowed.empty() ? "" : " (" + narrowed + ")"));
 }
 
 std::vector<Entry> entries() {
@@ -79,7 +93,8 @@ std::string summary() {
   out << std::setw(8) << "count" << "  request -> target  call site: op or API";
   for (const auto& entry : all) {
     out << "\n" << std::setw(8) << entry.count << "  " << entry.requested << " -> " << entry.target
-        << "  " << describe_site(entry.site) << ": " << entry.what;
+        << "  " << describe_site(entry.site) << ": " << entry.what
+        << (entry.narrowed.empty() ? "" : " (" + entry.narrowed + ")");
   }
   return out.str();
 }

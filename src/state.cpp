@@ -4,6 +4,7 @@
 
 #include "torchdevice/amp.h"
 #include "torchdevice/dispatch.h"
+#include "torchdevice/float64.h"
 #include "torchdevice/guard.h"
 #include "torchdevice/log.h"
 #include "torchdevice/missing_ops.h"
@@ -32,8 +33,9 @@ c10::optional<std::string> override_from_env() {
 
 }  // namespace
 
-Redirect install(const c10::optional<std::string>& override) {
-  return install(probe_availability(), override);
+Redirect install(const c10::optional<std::string>& override,
+                 const c10::optional<std::string>& float64_policy) {
+  return install(probe_availability(), override, float64_policy);
 }
 
 namespace {
@@ -56,11 +58,14 @@ void deregister_all() {
 
 }  // namespace
 
-Redirect install(const Availability& available, const c10::optional<std::string>& override) {
+Redirect install(const Availability& available, const c10::optional<std::string>& override,
+                 const c10::optional<std::string>& float64_policy) {
   std::lock_guard<std::mutex> lock(install_mutex);
   log::configure_from_env();
   const Redirect redirect =
       select_redirect(available, override.has_value() ? override : override_from_env());
+  const float64::Policy policy =
+      float64_policy.has_value() ? float64::parse(*float64_policy) : float64::from_env();
 
   // All or nothing: a registration that fails (another library holds a key) leaves nothing of
   // this install behind, so the process is as it was before the call, or uninstalled if a
@@ -77,6 +82,7 @@ Redirect install(const Availability& available, const c10::optional<std::string>
           register_missing_ops(redirect);
           log::info("torchdevice: retargeted: " + describe(redirect));
         }
+        float64::configure(policy, redirect.target());
         return redirect;
       }
       // Different availability (tests inject it): re-register for the new set of backends.
@@ -90,8 +96,10 @@ Redirect install(const Availability& available, const c10::optional<std::string>
     installed.store(false);
     throw;
   }
+  float64::configure(policy, redirect.target());
   installed.store(true);
-  log::info("torchdevice: installed: " + describe(redirect));
+  log::info("torchdevice: installed: " + describe(redirect) + ", float64 policy " +
+            float64::name(policy));
   return redirect;
 }
 
@@ -101,6 +109,7 @@ void uninstall() {
     return;
   }
   deregister_all();
+  float64::clear();
   live_redirect.store(Redirect().pack());
   installed.store(false);
   log::info("torchdevice: uninstalled");

@@ -25,6 +25,7 @@ struct Entry {
   std::string requested;  // the device it asked for, e.g. "cuda:1"
   std::string target;     // where it went
   uint64_t count = 0;
+  std::string narrowed;   // "float64 -> float32" where the float64 policy narrowed it, else empty
 };
 
 namespace detail {
@@ -39,8 +40,12 @@ void set_enabled(bool on);
 // Finds the call site; supplied by the Python layer. Without one, sites are "<C++>".
 void set_site_resolver(std::function<Site()> resolver);
 
-// Counts one request at the current call site; a new site is logged once at info.
-void record(const std::string& what, const std::string& requested, c10::Device target);
+// Counts one request at the current call site (callers check enabled() first); a new site is
+// logged once at info.
+// A request whose dtype the float64 policy narrowed (`narrowed`, e.g. "float64 -> float32") is
+// resolved to its call site even with the report off, and each such site is warned about once.
+void record(const std::string& what, const std::string& requested, c10::Device target,
+            const std::string& narrowed = {});
 
 // The sites seen so far, in the order first seen.
 std::vector<Entry> entries();

@@ -50,15 +50,18 @@ if _C.compiled_torch_version != torch.__version__:
     )
 
 
-def install(target=None):
+def install(target=None, float64=None):
     """Install the redirect, or retarget it; idempotent and thread-safe.
 
     ``target`` ('cpu', 'mps', 'cuda', a torch.device, or None for the best available device,
-    or ``TORCHDEVICE_TARGET`` when set) must be available. Returns the target torch.device.
+    or ``TORCHDEVICE_TARGET`` when set) must be available. ``float64`` is the float64 policy for
+    redirected requests (None: ``TORCHDEVICE_FLOAT64``, else 'auto'): 'auto' narrows float64 to
+    float32 (complex128 to complex64) only where the target lacks it, 'float32' always, 'error'
+    never. Returns the target torch.device.
     """
     if target is not None and not isinstance(target, str):
         target = str(target)
-    return _C.install(target)
+    return _C.install(target, float64)
 
 
 def uninstall():

@@ -224,6 +224,8 @@ def info():
         ("redirected", ", ".join(torchdevice.redirected()) or "nothing (all accelerators exist)"),
         ("target", str(target)),
     ]
+    policy, narrowed = torchdevice._C.float64_policy()
+    lines.append(("float64 policy", f"{policy} ({', '.join(narrowed) or 'nothing narrowed'})"))
     lines += [("intercepted", hook) for hook in _grouped(torchdevice._C.intercepted())]
     if not enabled:
         torchdevice.uninstall()

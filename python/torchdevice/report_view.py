@@ -15,7 +15,7 @@ import linecache
 import os
 import sys
 
-KEY = ("file", "line", "function", "what", "requested", "target")
+KEY = ("file", "line", "function", "what", "requested", "target", "narrowed")
 
 
 def load(paths):
@@ -39,11 +39,12 @@ def merge(site_lists):
     merged = {}
     for sites in site_lists:
         for site in sites:
+            site = {"narrowed": "", **site}  # reports written before the float64 policy
             key = tuple(site[k] for k in KEY)
             if key in merged:
                 merged[key]["count"] += site["count"]
             else:
-                merged[key] = dict(site)
+                merged[key] = site
     return sorted(merged.values(), key=lambda s: (s["file"], s["line"], s["what"], s["requested"]))
 
 
@@ -69,7 +70,8 @@ def _shown(path, root):
 
 def text_lines(sites, root=None):
     """The sites grouped by file: a line per file with its totals, then one per site (line,
-    function, what asked, requested -> target, count). Paths under `root` are shown relative."""
+    function, what asked, requested -> target, the float64 policy's narrowing if any, count).
+    Paths under `root` are shown relative."""
     if not sites:
         return ["no redirected call sites"]
     lines = [f"{_plural(len(sites), 'call site')}, "
@@ -83,7 +85,8 @@ def text_lines(sites, root=None):
         for s in group:
             lines.append(f"  {s['line']:>{line_width}}  {s['function']:<{function_width}}  "
                          f"{s['what']:<{what_width}}  {s['requested']} -> {s['target']}  "
-                         f"x{s['count']}")
+                         + (f"({s['narrowed']})  " if s.get("narrowed") else "")
+                         + f"x{s['count']}")
     return lines
 
 
@@ -122,7 +125,8 @@ def html_page(reports, paths):
     for path, group in by_file(sites):
         out.append(f"<h2>{e(path)}</h2>")
         out.append("<table><thead><tr><th>line</th><th>source</th><th>function</th>"
-                   "<th>what asked</th><th>requested</th><th>landed on</th><th>count</th>"
+                   "<th>what asked</th><th>requested</th><th>landed on</th><th>precision</th>"
+                   "<th>count</th>"
                    "</tr></thead><tbody>")
         for s in group:
             source = linecache.getline(path, s["line"]).strip() if os.path.isfile(path) else ""
@@ -132,6 +136,7 @@ def html_page(reports, paths):
                 f'<tr><td class="line">{s["line"]}</td><td class="source">{source_cell}</td>'
                 f"<td><code>{e(s['function'])}</code></td><td><code>{e(s['what'])}</code></td>"
                 f"<td>{e(s['requested'])}</td><td>{e(s['target'])}</td>"
+                f"<td>{e(s.get('narrowed', ''))}</td>"
                 f'<td class="count">{s["count"]}</td></tr>')
         out.append("</tbody></table>")
     out += ["</body>", "</html>", ""]

@@ -13,6 +13,7 @@
 #include "patch.h"
 #include "torchdevice/amp.h"
 #include "torchdevice/device_spec.h"
+#include "torchdevice/float64.h"
 #include "torchdevice/state.h"
 
 #include <mutex>
@@ -172,6 +173,36 @@ py::object scaler_init(const py::args& args, const py::kwargs& kwargs) {
   }
   return call(original_scaler_init, new_args, new_kwargs);
 }
+
+PyObject* original_unscale = nullptr;
+
+// GradScaler.unscale_(self, optimizer): torch takes the scale's reciprocal in float64, except on
+// MPS (torch >= 2.8). On a target without float64 this is torch's own unscale_, the reciprocal
+// taken in float32 as torch does for MPS; on any other target, torch's method itself.
+py::object unscale(const py::object& self, const py::object& optimizer) {
+  const py::object scale_object = self.attr("_scale");
+  if (!float64::target_refuses(c10::ScalarType::Double) || !py::bool_(self.attr("_enabled")) ||
+      !THPVariable_Check(scale_object.ptr()) ||
+      THPVariable_Unpack(scale_object.ptr()).device() != current_redirect().target()) {
+    return py::reinterpret_borrow<py::object>(original_unscale)(self, optimizer);
+  }
+  self.attr("_check_scale_growth_tracker")("unscale_");
+  py::object state = self.attr("_per_optimizer_states")[py::module_::import("builtins").attr(
+      "id")(optimizer)];
+  const py::object stages = py::module_::import("torch.amp.grad_scaler").attr("OptState");
+  const py::object stage = state["stage"];
+  TORCH_CHECK(!stage.is(py::object(stages.attr("UNSCALED"))),
+              "unscale_() has already been called on this optimizer since the last update().");
+  TORCH_CHECK(!stage.is(py::object(stages.attr("STEPPED"))),
+              "unscale_() is being called after step().");
+  const at::Tensor& scale = THPVariable_Unpack(scale_object.ptr());
+  const at::Tensor inv_scale = scale.reciprocal();
+  const at::Tensor found_inf = at::zeros({}, scale.options().dtype(at::kFloat));
+  state["found_inf_per_device"] =
+      self.attr("_unscale_grads_")(optimizer, inv_scale, found_inf, false);
+  state["stage"] = stages.attr("UNSCALED");
+  return py::none();
+}
 #endif
 
 // Wraps a C++ callable taking (*args, **kwargs) so that it binds as a method of a class.
@@ -278,6 +309,11 @@ void install_amp() {
     original_scaler_init = py::object(scaler.attr("__init__")).release().ptr();
   }
   patch(scaler, "__init__", as_method(py::cpp_function(&scaler_init)));
+  if (original_unscale == nullptr) {
+    original_unscale = py::object(scaler.attr("unscale_")).release().ptr();
+  }
+  patch(scaler, "unscale_",
+        as_method(py::cpp_function(&unscale, py::arg("self"), py::arg("optimizer"))));
 #else
   if (!current_redirect().redirects(c10::DeviceType::CUDA)) {
     return;  // a real CUDA scaler keeps torch's own code

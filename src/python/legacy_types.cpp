@@ -1,9 +1,12 @@
 #include "legacy_types.h"
 
 #include <torch/csrc/Device.h>
+#include <torch/csrc/autograd/python_variable.h>
 #include <torch/csrc/utils/pybind.h>
 
 #include "patch.h"
+#include "torchdevice/float64.h"
+#include "torchdevice/report.h"
 #include "torchdevice/state.h"
 
 #include <string>
@@ -35,16 +38,32 @@ py::object cpu_twin_of(const std::string& cuda_name) {
   return py::module_::import("torch").attr(cuda_name.substr(std::string(kCudaPrefix).size()).c_str());
 }
 
-PyObject* to_target(PyObject* tensor) {
+// The CPU twin's tensor moved to the target, narrowed as the float64 policy says (a legacy
+// torch.cuda.DoubleTensor is a redirected float64 request like any other). `what` names the
+// CUDA type asked for.
+PyObject* to_target(PyObject* tensor, const std::string& what) {
   if (tensor == nullptr) {
     return nullptr;
   }
-  py::object result = py::reinterpret_steal<py::object>(tensor);
-  const c10::Device target = current_redirect().target();
-  if (target.type() != c10::DeviceType::CPU) {
-    result = result.attr("to")(py::reinterpret_steal<py::object>(THPDevice_New(target)));
+  try {
+    py::object result = py::reinterpret_steal<py::object>(tensor);
+    const c10::Device target = current_redirect().target();
+    const auto dtype = THPVariable_Unpack(result.ptr()).scalar_type();
+    const auto substitute = float64::substitute(dtype);
+    auto device = py::reinterpret_steal<py::object>(THPDevice_New(target));
+    if (substitute != dtype) {
+      report::record(what, "cuda", target, float64::describe(dtype, substitute));
+      result = result.attr("to")(device, py::module_::import("torch").attr(
+                                             substitute == c10::ScalarType::Float ? "float32"
+                                                                                  : "complex64"));
+    } else if (target.type() != c10::DeviceType::CPU) {
+      result = result.attr("to")(device);
+    }
+    return result.release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return nullptr;
   }
-  return result.release().ptr();
 }
 
 // tp_new of every torch.cuda.*Tensor type: the CPU twin's constructor, then the target.
@@ -54,7 +73,7 @@ PyObject* legacy_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     PyErr_Format(PyExc_TypeError, "torchdevice: %s has no legacy constructor", type->tp_name);
     return nullptr;
   }
-  return to_target(PyObject_Call(it->second.cpu_twin, args, kwargs));
+  return to_target(PyObject_Call(it->second.cpu_twin, args, kwargs), type->tp_name);
 }
 
 // The CUDA type a .type() argument names, as the name of its CPU twin; empty if it names none.
@@ -91,7 +110,7 @@ PyObject* type_method(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
       new_kwargs["dtype"] = py::str(cpu_name);
     }
     return to_target(
-        PyObject_Call(original_type_method, py::tuple(items).ptr(), new_kwargs.ptr()));
+        PyObject_Call(original_type_method, py::tuple(items).ptr(), new_kwargs.ptr()), name);
   } catch (py::error_already_set& e) {
     e.restore();
     return nullptr;

@@ -17,6 +17,7 @@
 #include "legacy_types.h"
 #include "memory_api.h"
 #include "memory_history.h"
+#include "non_blocking.h"
 #include "nvtx.h"
 #include "patch.h"
 #include "report.h"
@@ -24,6 +25,7 @@
 #include "streams.h"
 #include "unsupported.h"
 #include "torchdevice/dispatch.h"
+#include "torchdevice/float64.h"
 #include "torchdevice/missing_ops.h"
 #include "torchdevice/state.h"
 #include "torchdevice/target.h"
@@ -39,6 +41,7 @@ bool cuda_hooked = false;
 
 void uninstall_all() {
   restore_all();
+  uninstall_non_blocking();
   uninstall_amp();
   uninstall_serialization();
   uninstall_distributed();
@@ -63,10 +66,11 @@ py::object target_device() {
 }
 
 // All or nothing: if any hook fails, every hook of this and any earlier install is removed.
-py::object install_all(const c10::optional<std::string>& target) {
+py::object install_all(const c10::optional<std::string>& target,
+                       const c10::optional<std::string>& float64_policy) {
   Redirect redirect;
   try {
-    redirect = torchdevice::install(target);
+    redirect = torchdevice::install(target, float64_policy);
   } catch (...) {
     // A bad target changes nothing; a registration that failed left the core uninstalled, and
     // the Python hooks of an earlier install follow it.
@@ -77,7 +81,9 @@ py::object install_all(const c10::optional<std::string>& target) {
   }
   try {
     if (!redirect.empty()) {
+      install_site_resolver();
       install_device_hook();
+      install_non_blocking();
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();
@@ -146,7 +152,25 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "torchdevice's C++ core: redirects requests for unavailable accelerators";
   m.attr("compiled_torch_version") = TORCHDEVICE_TORCH_VERSION;
   m.def("install", &install_all, py::arg("target") = py::none(),
+        py::arg("float64") = py::none(),
         "Install (or retarget) the redirect; returns the target torch.device.");
+  m.def(
+      "float64_policy",
+      []() -> py::object {
+        if (!torchdevice::is_installed()) {
+          return py::none();
+        }
+        py::list narrowed;
+        for (auto dtype : {c10::ScalarType::Double, c10::ScalarType::ComplexDouble}) {
+          const auto substitute = torchdevice::float64::substitute(dtype);
+          if (substitute != dtype) {
+            narrowed.append(torchdevice::float64::describe(dtype, substitute));
+          }
+        }
+        return py::make_tuple(torchdevice::float64::name(torchdevice::float64::policy()),
+                              narrowed);
+      },
+      "(policy, [what redirected requests get narrowed]), or None when not installed.");
   m.def("uninstall", &uninstall_all, "Remove every hook install() added.");
   m.def("is_installed", &torchdevice::is_installed);
   m.def("target", &target_device, "The torch.device requests are redirected to, or None.");

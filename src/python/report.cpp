@@ -74,8 +74,7 @@ std::string package_folder(const char* module) {
 // Turning the report on also installs the resolver: by then torchdevice._C has its __file__.
 void enable(bool on) {
   if (on) {
-    const Library library{package_folder("torch"), package_folder("torchdevice._C")};
-    report::set_site_resolver([library]() { return program_site(library); });
+    install_site_resolver();
   }
   report::set_enabled(on);
 }
@@ -91,12 +90,18 @@ py::list entries() {
     row["requested"] = entry.requested;
     row["target"] = entry.target;
     row["count"] = entry.count;
+    row["narrowed"] = entry.narrowed;
     listed.append(row);
   }
   return listed;
 }
 
 }  // namespace
+
+void install_site_resolver() {
+  const Library library{package_folder("torch"), package_folder("torchdevice._C")};
+  report::set_site_resolver([library]() { return program_site(library); });
+}
 
 void define_report(py::module_& m) {
   m.def("_report_enable", &enable, py::arg("on"));

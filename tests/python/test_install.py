@@ -71,7 +71,7 @@ def test_logging_is_quiet_by_default_and_says_once_at_info():
     assert run_python(code).stderr == ""
     said = run_python(code, {"TORCHDEVICE_LOG_LEVEL": "info"}).stderr.splitlines()
     assert said[0] == ("[info] torchdevice: installed: " + ", ".join(torchdevice.redirected())
-                       + " -> " + str(torchdevice.target()))
+                       + " -> " + str(torchdevice.target()) + ", float64 policy auto")
     if REDIRECTS_CUDA:  # then the redirect report names the one call site once, and sums it up
         target = torchdevice.target()
         assert said[1].startswith("[info] torchdevice: <string>:2 (<module>): aten::")

@@ -16,7 +16,7 @@ from conftest import requires_cuda_redirect
 pytestmark = requires_cuda_redirect
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(torchdevice.__file__)))
-SITE_KEYS = {"file", "line", "function", "what", "requested", "target", "count"}
+SITE_KEYS = {"file", "line", "function", "what", "requested", "target", "count", "narrowed"}
 
 
 @pytest.fixture
@@ -44,11 +44,11 @@ def test_sites_name_the_callers_line_and_count_calls(reporting):
     assert len(factory) == 1
     assert factory[0] == {"file": __file__, "line": line, "function": "allocate",
                           "what": factory[0]["what"], "requested": "cuda:1",
-                          "target": str(torchdevice.target()), "count": 7}
+                          "target": str(torchdevice.target()), "count": 7, "narrowed": ""}
     assert factory[0]["what"].startswith("aten::")
     assert {"file": __file__, "line": device_line, "function": "test_sites_name_the_callers_line_"
             "and_count_calls", "what": "torch.device", "requested": "cuda",
-            "target": str(torchdevice.target()), "count": 1} in sites
+            "target": str(torchdevice.target()), "count": 1, "narrowed": ""} in sites
 
 
 def test_off_means_nothing_is_recorded():

@@ -132,7 +132,7 @@ def test_html_page_is_self_contained_and_shows_each_source_line(written):
     helper_line = line_of(HELPER, "torch.zeros")
     row = by_line[(str(helper_line), "make")]
     assert row[1] == HELPER.splitlines()[helper_line - 1].strip()  # escaped, read back intact
-    assert row[4:] == ["cuda", str(torchdevice.target()), "3"]
+    assert row[4:] == ["cuda", str(torchdevice.target()), "", "3"]  # "": not narrowed
     program_row = by_line[(str(line_of(PROGRAM, ".cuda()")), "<module>")]
     assert program_row[1] == "model = torch.nn.Linear(2, 2).cuda()"
 
