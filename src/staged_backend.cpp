@@ -19,31 +19,27 @@ namespace {
 using c10d::Work;
 using Tensors = std::vector<at::Tensor>;
 
-Tensors to_cpu(const Tensors& tensors) {
-  Tensors host;
-  host.reserve(tensors.size());
-  for (const auto& tensor : tensors) {
-    host.push_back(tensor.to(at::kCPU));
+// CPU copies of what a collective reads and writes: one tensor, a list, or a list of lists.
+at::Tensor to_cpu(const at::Tensor& tensor) {
+  return tensor.to(at::kCPU);
+}
+
+template <class T>
+std::vector<T> to_cpu(const std::vector<T>& items) {
+  std::vector<T> host;
+  host.reserve(items.size());
+  for (const auto& item : items) {
+    host.push_back(to_cpu(item));
   }
   return host;
 }
 
-std::vector<Tensors> to_cpu(const std::vector<Tensors>& lists) {
-  std::vector<Tensors> host;
-  host.reserve(lists.size());
-  for (const auto& tensors : lists) {
-    host.push_back(to_cpu(tensors));
-  }
-  return host;
+void copy_back(at::Tensor& device, const at::Tensor& host) {
+  device.copy_(host);
 }
 
-void copy_back(Tensors& device, const Tensors& host) {
-  for (size_t i = 0; i < device.size(); ++i) {
-    device[i].copy_(host[i]);
-  }
-}
-
-void copy_back(std::vector<Tensors>& device, const std::vector<Tensors>& host) {
+template <class T>
+void copy_back(std::vector<T>& device, const std::vector<T>& host) {
   for (size_t i = 0; i < device.size(); ++i) {
     copy_back(device[i], host[i]);
   }
@@ -55,6 +51,10 @@ c10::intrusive_ptr<Work> completed(const c10::IValue& value) {
   auto future = c10::make_intrusive<c10::ivalue::Future>(value.type());
   future->markCompleted(value);
   return Work::create_from_future(future);
+}
+
+c10::intrusive_ptr<Work> completed(const at::Tensor& tensor) {
+  return completed(c10::IValue(Tensors{tensor}));
 }
 
 // Each collective waits for the CPU backend's work before copying back: the copies must see its
@@ -70,99 +70,72 @@ class CpuStagedBackend final : public c10d::Backend {
 
   c10::intrusive_ptr<Work> broadcast(Tensors& tensors,
                                      const c10d::BroadcastOptions& opts) override {
-    auto host = to_cpu(tensors);
-    cpu_->broadcast(host, opts)->wait();
-    copy_back(tensors, host);
-    return completed(tensors);
+    return staged(tensors, [&](Tensors& host) { return cpu_->broadcast(host, opts); });
   }
 
   c10::intrusive_ptr<Work> allreduce(Tensors& tensors,
                                      const c10d::AllreduceOptions& opts) override {
-    auto host = to_cpu(tensors);
-    cpu_->allreduce(host, opts)->wait();
-    copy_back(tensors, host);
-    return completed(tensors);
+    return staged(tensors, [&](Tensors& host) { return cpu_->allreduce(host, opts); });
   }
 
   c10::intrusive_ptr<Work> allreduce_coalesced(
       Tensors& tensors, const c10d::AllreduceCoalescedOptions& opts) override {
-    auto host = to_cpu(tensors);
-    cpu_->allreduce_coalesced(host, opts)->wait();
-    copy_back(tensors, host);
-    return completed(tensors);
+    return staged(tensors, [&](Tensors& host) { return cpu_->allreduce_coalesced(host, opts); });
   }
 
   c10::intrusive_ptr<Work> reduce(Tensors& tensors, const c10d::ReduceOptions& opts) override {
-    auto host = to_cpu(tensors);
-    cpu_->reduce(host, opts)->wait();
-    copy_back(tensors, host);
-    return completed(tensors);
+    return staged(tensors, [&](Tensors& host) { return cpu_->reduce(host, opts); });
   }
 
   c10::intrusive_ptr<Work> allgather(std::vector<Tensors>& outputs, Tensors& inputs,
                                      const c10d::AllgatherOptions& opts) override {
-    auto host_outputs = to_cpu(outputs);
-    auto host_inputs = to_cpu(inputs);
-    cpu_->allgather(host_outputs, host_inputs, opts)->wait();
-    copy_back(outputs, host_outputs);
-    return completed(outputs);
+    return staged(outputs, inputs, [&](auto& out, auto& in) {
+      return cpu_->allgather(out, in, opts);
+    });
   }
 
   c10::intrusive_ptr<Work> _allgather_base(at::Tensor& output, at::Tensor& input,
                                            const c10d::AllgatherOptions& opts) override {
-    auto host_output = output.to(at::kCPU);
-    auto host_input = input.to(at::kCPU);
-    cpu_->_allgather_base(host_output, host_input, opts)->wait();
-    output.copy_(host_output);
-    return completed(Tensors{output});
+    return staged(output, input, [&](auto& out, auto& in) {
+      return cpu_->_allgather_base(out, in, opts);
+    });
   }
 
   c10::intrusive_ptr<Work> gather(std::vector<Tensors>& outputs, Tensors& inputs,
                                   const c10d::GatherOptions& opts) override {
-    auto host_outputs = to_cpu(outputs);
-    auto host_inputs = to_cpu(inputs);
-    cpu_->gather(host_outputs, host_inputs, opts)->wait();
-    copy_back(outputs, host_outputs);
-    return completed(outputs);
+    return staged(outputs, inputs, [&](auto& out, auto& in) {
+      return cpu_->gather(out, in, opts);
+    });
   }
 
   c10::intrusive_ptr<Work> scatter(Tensors& outputs, std::vector<Tensors>& inputs,
                                    const c10d::ScatterOptions& opts) override {
-    auto host_outputs = to_cpu(outputs);
-    auto host_inputs = to_cpu(inputs);
-    cpu_->scatter(host_outputs, host_inputs, opts)->wait();
-    copy_back(outputs, host_outputs);
-    return completed(outputs);
+    return staged(outputs, inputs, [&](auto& out, auto& in) {
+      return cpu_->scatter(out, in, opts);
+    });
   }
 
   c10::intrusive_ptr<Work> reduce_scatter(Tensors& outputs, std::vector<Tensors>& inputs,
                                           const c10d::ReduceScatterOptions& opts) override {
-    auto host_outputs = to_cpu(outputs);
-    auto host_inputs = to_cpu(inputs);
-    cpu_->reduce_scatter(host_outputs, host_inputs, opts)->wait();
-    copy_back(outputs, host_outputs);
-    return completed(outputs);
+    return staged(outputs, inputs, [&](auto& out, auto& in) {
+      return cpu_->reduce_scatter(out, in, opts);
+    });
   }
 
   c10::intrusive_ptr<Work> _reduce_scatter_base(at::Tensor& output, at::Tensor& input,
                                                 const c10d::ReduceScatterOptions& opts) override {
-    auto host_output = output.to(at::kCPU);
-    auto host_input = input.to(at::kCPU);
-    cpu_->_reduce_scatter_base(host_output, host_input, opts)->wait();
-    output.copy_(host_output);
-    return completed(Tensors{output});
+    return staged(output, input, [&](auto& out, auto& in) {
+      return cpu_->_reduce_scatter_base(out, in, opts);
+    });
   }
 
   c10::intrusive_ptr<Work> alltoall_base(at::Tensor& output, at::Tensor& input,
                                          std::vector<int64_t>& output_split_sizes,
                                          std::vector<int64_t>& input_split_sizes,
                                          const c10d::AllToAllOptions& opts) override {
-    auto host_output = output.to(at::kCPU);
-    auto host_input = input.to(at::kCPU);
-    cpu_->alltoall_base(host_output, host_input, output_split_sizes, input_split_sizes, opts)
-        ->wait();
-    output.copy_(host_output);
-    return completed(Tensors{output});
+    return staged(output, input, [&](auto& out, auto& in) {
+      return cpu_->alltoall_base(out, in, output_split_sizes, input_split_sizes, opts);
+    });
   }
 
   c10::intrusive_ptr<Work> send(Tensors& tensors, int dst_rank, int tag) override {
@@ -172,10 +145,7 @@ class CpuStagedBackend final : public c10d::Backend {
   }
 
   c10::intrusive_ptr<Work> recv(Tensors& tensors, int src_rank, int tag) override {
-    auto host = to_cpu(tensors);
-    cpu_->recv(host, src_rank, tag)->wait();
-    copy_back(tensors, host);
-    return completed(tensors);
+    return staged(tensors, [&](Tensors& host) { return cpu_->recv(host, src_rank, tag); });
   }
 
   c10::intrusive_ptr<Work> barrier(const c10d::BarrierOptions& opts) override {
@@ -184,6 +154,25 @@ class CpuStagedBackend final : public c10d::Backend {
   }
 
  private:
+  // Runs `collective` on CPU copies, waits for it, and copies what it wrote back to the device.
+  template <class Out, class In, class Collective>
+  c10::intrusive_ptr<Work> staged(Out& outputs, In& inputs, Collective&& collective) {
+    auto host_outputs = to_cpu(outputs);
+    auto host_inputs = to_cpu(inputs);
+    collective(host_outputs, host_inputs)->wait();
+    copy_back(outputs, host_outputs);
+    return completed(outputs);
+  }
+
+  // The same for a collective whose tensors are read and written in place.
+  template <class Collective>
+  c10::intrusive_ptr<Work> staged(Tensors& tensors, Collective&& collective) {
+    auto host = to_cpu(tensors);
+    collective(host)->wait();
+    copy_back(tensors, host);
+    return completed(tensors);
+  }
+
   c10::intrusive_ptr<c10d::Backend> cpu_;
 };
 

@@ -326,10 +326,6 @@ bool has_pinned_memory(c10::DeviceType type) {
 #endif
 }
 
-bool may_defer_pageable_copies(c10::Device device) {
-  return !device.is_cpu() && !device.is_cuda();
-}
-
 bool is_out_of_memory(const c10::Error& error) {
   if (dynamic_cast<const c10::OutOfMemoryError*>(&error) != nullptr) {
     return true;

@@ -180,9 +180,12 @@ PyObject* original_unscale = nullptr;
 // MPS (torch >= 2.8). On a target without float64 this is torch's own unscale_, the reciprocal
 // taken in float32 as torch does for MPS; on any other target, torch's method itself.
 py::object unscale(const py::object& self, const py::object& optimizer) {
-  const py::object scale_object = self.attr("_scale");
-  if (!float64::target_refuses(c10::ScalarType::Double) || !py::bool_(self.attr("_enabled")) ||
-      !THPVariable_Check(scale_object.ptr()) ||
+  if (!float64::target_refuses(c10::ScalarType::Double) || !py::bool_(self.attr("_enabled"))) {
+    return py::reinterpret_borrow<py::object>(original_unscale)(self, optimizer);
+  }
+  // A scaler that has not scaled yet (or one torch made without it) has no _scale.
+  const py::object scale_object = py::getattr(self, "_scale", py::none());
+  if (!THPVariable_Check(scale_object.ptr()) ||
       THPVariable_Unpack(scale_object.ptr()).device() != current_redirect().target()) {
     return py::reinterpret_borrow<py::object>(original_unscale)(self, optimizer);
   }

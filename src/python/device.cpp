@@ -122,7 +122,7 @@ void install_device_hook() {
     }
     auto function =
         py::reinterpret_steal<py::object>(PyCFunction_New(&cuda_with_index_def, nullptr));
-    patch(tensor, "cuda", py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr())));
+    patch_tensor_method("cuda", function);
   }
 #endif
 }

@@ -171,7 +171,7 @@ void install_legacy_types() {
     original_type_method = py::object(tensor.attr("type")).release().ptr();
   }
   auto function = py::reinterpret_steal<py::object>(PyCFunction_New(&type_method_def, nullptr));
-  patch(tensor, "type", py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr())));
+  patch_tensor_method("type", function);
 
   auto torch = py::module_::import("torch");
   if (original_set_default_tensor_type == nullptr) {

@@ -49,6 +49,30 @@ void patch(py::handle owner, const std::string& name, py::object replacement) {
   patches().push_back({py::reinterpret_borrow<py::object>(owner), name, std::move(original)});
 }
 
+void patch_tensor_method(const std::string& name, const py::object& function) {
+  auto tensor = py::module_::import("torch").attr("Tensor");
+  const py::object before = tensor.attr(name.c_str());
+  patch(tensor, name, py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr())));
+  // Lazy modules' uninitialized parameters accept only the Tensor methods on a list that holds
+  // torch's own functions (torch.nn.parameter.UninitializedTensorMixin): the replacement joins
+  // the list wherever the method it replaces is on it.
+  auto parameter = py::module_::import("torch.nn.parameter");
+  if (!py::hasattr(parameter, "UninitializedTensorMixin")) {
+    return;
+  }
+  auto mixin = parameter.attr("UninitializedTensorMixin");
+  const py::list allowed = mixin.attr("_allowed_methods");
+  if (!allowed.contains(before)) {
+    return;
+  }
+  py::list extended;
+  for (const auto& method : allowed) {
+    extended.append(method);
+  }
+  extended.append(function);
+  patch(mixin, "_allowed_methods", extended);
+}
+
 void restore_all() {
   auto& list = patches();
   // Reverse order, so an attribute patched on top of another patch unwinds correctly.

@@ -23,13 +23,21 @@ TARGET = torchdevice.target().type
 # stand-in, MPS) its own kernels may round differently, within float32's tolerance.
 EXACT = TARGET == "cpu"
 
-# Entries whose samples differ with a reason (none today); an entry listed here that matches
+# Entries whose samples differ, with the reason; an entry listed here that matches
 # fails the test, so the list cannot go stale.
-KNOWN = {}
+KNOWN = {} if EXACT else {
+    # torch's Module._apply keeps a parameter's class only where the device's tensors can take
+    # its data (torch._has_compatible_shallow_copy_type); for the stand-in's PrivateUse1 tensors
+    # it wraps the moved tensor in a new, initialised Parameter, so the lazy weight stays empty.
+    "nn_LazyConv1d": "a lazy module moved to the stand-in loses its uninitialized parameters "
+                     "(torch's Module._apply), as it does without torchdevice",
+}
 
 
 def sweep(tmp_path, name, args):
     env = environment_without_torchdevice()
+    if name == "plain":  # the CPU reference: no accelerator loaded
+        env = {k: v for k, v in env.items() if not k.startswith("TORCHDEVICE_STANDIN")}
     env["PYTHONPATH"] = PACKAGE_ROOT
     out = tmp_path / f"{name}.pt"
     return out, subprocess.Popen([sys.executable, os.path.join(HERE, "module_sweep.py"), *args,

@@ -73,7 +73,7 @@ def fingerprint(tensor):
     dense = tensor.to_dense() if tensor.is_sparse else tensor
     return {
         "sha256": hashlib.sha256(bits(tensor)).hexdigest(),
-        "dtype": str(tensor.dtype), "shape": list(tensor.shape),
+        "dtype": str(tensor.dtype), "shape": list(tensor.shape), "device": tensor.device.type,
         # Only to say how far apart two runs are when the hashes differ.
         "sum": float(dense.double().sum()) if dense.is_floating_point() else None,
     }
@@ -899,8 +899,10 @@ def optimiser_case(name, make):
         optimizer = make(model.parameters())
         run.train(model, optimizer, lambda step: F.cross_entropy(model(x), y),
                   closure=isinstance(optimizer, torch.optim.LBFGS))
-        run.record("optimizer_state", [v for state in optimizer.state_dict()["state"].values()
-                                       for v in state.values() if torch.is_tensor(v)])
+        for index, state in optimizer.state_dict()["state"].items():
+            for key, value in state.items():
+                if torch.is_tensor(value):  # "step" is the counter torch keeps on the CPU
+                    run.record(f"optimizer_state.{index}.{key}", value)
 
     train.__name__ = name
     return case(train)

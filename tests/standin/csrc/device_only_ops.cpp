@@ -181,9 +181,30 @@ at::Tensor smooth_l1_loss(const at::Tensor& self, const at::Tensor& target, int6
   return at::smooth_l1_loss(on_cpu(self), on_cpu(target), reduction, beta).to(self.device());
 }
 
+// native_batch_norm updates its running statistics in place, though its schema does not mark
+// them as written (Tensor? running_mean): torch's CPU fallback updates CPU copies and drops them.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm(
+    const at::Tensor& input, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& running_mean,
+    const std::optional<at::Tensor>& running_var, bool training, double momentum, double eps) {
+  auto mean = on_cpu(running_mean);
+  auto var = on_cpu(running_var);
+  auto [output, save_mean, save_invstd] = at::native_batch_norm(
+      on_cpu(input), on_cpu(weight), on_cpu(bias), mean, var, training, momentum, eps);
+  if (mean.has_value()) {
+    running_mean->copy_(*mean);
+  }
+  if (var.has_value()) {
+    running_var->copy_(*var);
+  }
+  const auto device = input.device();
+  return {output.to(device), on(save_mean, device), on(save_invstd, device)};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
+  m.impl("native_batch_norm", TORCH_FN(native_batch_norm));
   m.impl("mse_loss", TORCH_FN(mse_loss));
   m.impl("smooth_l1_loss", TORCH_FN(smooth_l1_loss));
   m.impl("convolution_overrideable", TORCH_FN(convolution));
