@@ -94,46 +94,49 @@ bool is_wide(c10::ScalarType dtype) {
   return dtype == c10::ScalarType::Double || dtype == c10::ScalarType::ComplexDouble;
 }
 
-// Whether argument `argument` of a schema is a ScalarType (held on the stack as an int).
-bool is_scalar_type(const c10::Argument& argument) {
-  const c10::TypePtr& type = argument.real_type();
-  if (type->kind() == c10::TypeKind::ScalarTypeType) {
-    return true;
+// Whether `type` is of `kind`, or optional of it.
+bool is_kind(const c10::TypePtr& type, c10::TypeKind kind) {
+  if (const auto* optional = type->castRaw<c10::OptionalType>()) {
+    return optional->getElementType()->kind() == kind;
   }
-  const auto optional = type->cast<c10::OptionalType>();
-  return optional && optional->getElementType()->kind() == c10::TypeKind::ScalarTypeType;
+  return type->kind() == kind;
 }
 
-// The boxed path's dtypes under the float64 policy: each wide ScalarType argument is narrowed
-// where the policy says so. Returns what was narrowed (for the report), and the wide dtype asked
-// for (for the error hint). A None dtype is left to the op: it means "inferred" there.
-struct BoxedDtype {
+// A request's dtypes under the float64 policy: what was narrowed (for the report) and the wide
+// dtype asked for (for the error hint).
+struct Narrowing {
   std::string narrowed;
   c10::optional<c10::ScalarType> wide;
+
+  // The dtype to allocate for `asked`: narrowed where the policy says so.
+  c10::ScalarType operator()(c10::ScalarType asked) {
+    if (!is_wide(asked)) {
+      return asked;
+    }
+    wide = asked;
+    const c10::ScalarType substitute = float64::substitute(asked);
+    if (substitute != asked) {
+      narrowed = float64::describe(asked, substitute);
+    }
+    return substitute;
+  }
 };
 
-BoxedDtype narrow_dtype_arguments(const c10::OperatorHandle& op, torch::jit::Stack& stack,
-                                  size_t num_arguments) {
-  BoxedDtype out;
+// The boxed path: each ScalarType argument (held on the stack as an int). A None dtype is left
+// to the op: it means "inferred" there.
+Narrowing narrow_dtype_arguments(const c10::OperatorHandle& op, torch::jit::Stack& stack,
+                                 size_t num_arguments) {
+  Narrowing narrowing;
   const auto& arguments = op.schema().arguments();
   const size_t first = stack.size() - num_arguments;
   for (size_t i = 0; i < num_arguments; ++i) {
     c10::IValue& value = stack[first + i];
-    if (!value.isInt() || !is_scalar_type(arguments[i])) {
-      continue;
-    }
-    const auto dtype = static_cast<c10::ScalarType>(value.toInt());
-    if (!is_wide(dtype)) {
-      continue;
-    }
-    out.wide = dtype;
-    const c10::ScalarType substitute = float64::substitute(dtype);
-    if (substitute != dtype) {
-      value = c10::IValue(static_cast<int64_t>(substitute));
-      out.narrowed = float64::describe(dtype, substitute);
+    if (value.isInt() && is_kind(arguments[i].real_type(), c10::TypeKind::ScalarTypeType)) {
+      value = c10::IValue(static_cast<int64_t>(
+          narrowing(static_cast<c10::ScalarType>(value.toInt()))));
     }
   }
-  return out;
+  return narrowing;
 }
 
 // Counts the request for the report: the first redirected device among the arguments.
@@ -154,8 +157,8 @@ void redirect_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
   const Redirect redirect = current_redirect();
   check_still_installed(redirect, op.schema().operator_name());
   const auto num_arguments = op.schema().arguments().size();
-  const BoxedDtype dtype = float64::engaged() ? narrow_dtype_arguments(op, *stack, num_arguments)
-                                              : BoxedDtype{};
+  const Narrowing dtype = float64::engaged() ? narrow_dtype_arguments(op, *stack, num_arguments)
+                                             : Narrowing{};
   if (report::enabled() || !dtype.narrowed.empty()) {
     report_request(op, *stack, num_arguments, redirect, dtype.narrowed);
   }
@@ -191,22 +194,16 @@ struct Rewrite {
   }
 };
 
-// The leaf allocation's dtype under the float64 policy. At a leaf, no dtype means the default
-// dtype, which set_default_dtype(torch.float64) makes wide.
-struct NarrowDtype {
-  std::string narrowed;
-  c10::optional<c10::ScalarType> wide;
+// The leaf allocation's dtype argument. At a leaf, no dtype means the default dtype, which
+// set_default_dtype(torch.float64) makes wide.
+struct NarrowLeafDtype {
+  Narrowing& narrowing;
 
   void operator()(c10::optional<c10::ScalarType>& dtype) {
     const c10::ScalarType asked = dtype.value_or(c10::get_default_dtype_as_scalartype());
-    if (!is_wide(asked)) {
-      return;
-    }
-    wide = asked;
-    const c10::ScalarType substitute = float64::substitute(asked);
-    if (substitute != asked) {
-      dtype = substitute;
-      narrowed = float64::describe(asked, substitute);
+    const c10::ScalarType allocated = narrowing(asked);
+    if (allocated != asked) {
+      dtype = allocated;
     }
   }
   template <class T>
@@ -234,9 +231,10 @@ struct Unboxed<Op, Return(Args...)> {
     TORCH_CHECK(rewrite.requested.has_value(), "torchdevice: '", Op::name,
                 "' reached a redirected backend with no device argument to redirect (",
                 describe(rewrite.redirect), ").");
-    NarrowDtype dtype;
+    Narrowing dtype;
     if (float64::engaged()) {
-      std::apply([&](auto&... values) { (dtype(values), ...); }, rewritten);
+      NarrowLeafDtype narrow{dtype};
+      std::apply([&](auto&... values) { (narrow(values), ...); }, rewritten);
     }
     if (report::enabled() || !dtype.narrowed.empty()) {
       report::record(operator_name<Op>(), rewrite.requested->str(), rewrite.redirect.target(),
@@ -315,11 +313,7 @@ void register_fast_path(c10::DispatchKey key) {
 // Whether `schema` takes a device argument a redirect can rewrite.
 bool takes_device(const c10::FunctionSchema& schema) {
   for (const auto& argument : schema.arguments()) {
-    c10::TypePtr type = argument.type();
-    if (const auto* optional = type->castRaw<c10::OptionalType>()) {
-      type = optional->getElementType();
-    }
-    if (type->kind() == c10::TypeKind::DeviceObjType) {
+    if (is_kind(argument.type(), c10::TypeKind::DeviceObjType)) {
       return true;
     }
   }
