@@ -3,8 +3,13 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
+#include <torch/version.h>
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6)
+#include <ATen/ops/_pin_memory_native.h>  // torch's device-generic pinning
+#endif
 
 #include "torchdevice/log.h"
+#include "torchdevice/state.h"
 #include "torchdevice/target_device.h"
 
 #include <memory>
@@ -25,7 +30,16 @@ bool has_pin_kernel(c10::DispatchKey key) {
 
 }  // namespace
 
-at::Tensor pin_memory_copy(const at::Tensor& self, c10::optional<c10::Device> /*device*/) {
+at::Tensor pin_memory_for_target(const at::Tensor& self, c10::optional<c10::Device> device) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6)
+  if (device.has_value()) {
+    const Redirect redirect = current_redirect();
+    if (!redirect.redirects(device->type()) && device->type() != redirect.target().type()) {
+      return at::native::_pin_memory(self, device);  // torch's own, for another accelerator
+    }
+  }
+#endif
+  (void)device;
   return at::empty_like(self, at::MemoryFormat::Preserve).copy_(self);
 }
 
@@ -35,12 +49,9 @@ void register_pinning(const Redirect& redirect) {
   if (redirect.empty()) {
     return;
   }
-  // torch 1.x dispatches pinning on the backend it pins for (its device argument, CUDA by
-  // default); torch 2.x on the backend of the accelerator it pins for. A target with a pinned
-  // host allocator keeps its own pinning; one without (the CPU, MPS-like backends) gets the copy.
   std::vector<c10::DispatchKey> keys;
   if (!target_device::has_pinned_memory(redirect.target().type())) {
-    keys.push_back(c10::computeDispatchKey(c10::nullopt, c10::kStrided, redirect.target()));
+    keys.push_back(c10::DispatchKey::CPU);
   }
   for (auto type : kAccelerators) {
     if (redirect.redirects(type)) {
@@ -53,7 +64,7 @@ void register_pinning(const Redirect& redirect) {
     }
     auto library =
         std::make_unique<torch::Library>(torch::Library::IMPL, "aten", key, __FILE__, __LINE__);
-    library->impl("_pin_memory", TORCH_FN(pin_memory_copy));
+    library->impl("_pin_memory", TORCH_FN(pin_memory_for_target));
     registrations.push_back(std::move(library));
     log::debug(std::string("registered _pin_memory for ") + c10::toString(key));
   }

@@ -33,6 +33,13 @@ template <class Guard>
 struct GuardSynchronizes<Guard, std::void_t<decltype(std::declval<const Guard&>().synchronizeDevice(
                                     c10::DeviceIndex{0}))>> : std::true_type {};
 
+template <class Guard, class = void>
+struct GuardSynchronizesStreams : std::false_type {};
+template <class Guard>
+struct GuardSynchronizesStreams<Guard, std::void_t<decltype(std::declval<const Guard&>().synchronizeStream(
+                                           std::declval<const c10::Stream&>()))>>
+    : std::true_type {};
+
 template <class E, class = void>
 struct EventTimes : std::false_type {};
 template <class E>
@@ -135,6 +142,16 @@ template <class Guard>
 bool synchronize_with(const Guard* guard, c10::DeviceIndex index) {
   if constexpr (GuardSynchronizes<Guard>::value) {
     guard->synchronizeDevice(index);
+    return true;
+  } else {
+    return false;
+  }
+}
+
+template <class Guard>
+bool synchronize_stream_with(const Guard* guard, const c10::Stream& stream) {
+  if constexpr (GuardSynchronizesStreams<Guard>::value) {
+    guard->synchronizeStream(stream);
     return true;
   } else {
     return false;
@@ -324,6 +341,19 @@ bool has_pinned_memory(c10::DeviceType type) {
   (void)type;
   return false;
 #endif
+}
+
+bool may_defer_pageable_copies(c10::Device device) {
+  return !device.is_cpu() && !device.is_cuda();
+}
+
+bool synchronize_current_stream(c10::Device device) {
+  const auto* guard = guard_for(device);
+  if (guard == nullptr) {
+    return device.is_cpu();  // the CPU's work is done when submitted
+  }
+  return synchronize_stream_with(guard, guard->getStream(device)) ||
+         synchronize_with(guard, device.index());
 }
 
 bool is_out_of_memory(const c10::Error& error) {

@@ -64,6 +64,15 @@ c10::optional<std::vector<c10::ScalarType>> autocast_dtypes(c10::DeviceType type
 // torch's pin_memory() uses (torch >= 2.6). False for the CPU, which has nothing to page-lock.
 bool has_pinned_memory(c10::DeviceType type);
 
+// Whether a non_blocking copy from pageable (unpinned) host memory to `device` may still read
+// its source after returning. CUDA stages pageable memory before the call returns and the CPU
+// copies at once; any other accelerator is taken to read it later (MPS does: pytorch#139550).
+bool may_defer_pageable_copies(c10::Device device);
+
+// Blocks until the work queued on `device`'s current stream has finished: the guard's stream
+// synchronisation where this torch has one, else the whole device's. False where neither exists
+// (torch < 2.1), as synchronize().
+bool synchronize_current_stream(c10::Device device);
 
 // Whether `error` is a device running out of memory, in the words of any backend torch has (its
 // OutOfMemoryError type, the CPU allocator's and MPS's wording).

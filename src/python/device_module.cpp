@@ -100,7 +100,14 @@ std::vector<c10::ScalarType> target_autocast_dtypes() {
 }
 
 void synchronize_target() {
-  if (!target_device::synchronize(target())) {
+  bool done = false;
+  {
+    // As torch's own synchronize: the device's threads may need the GIL to finish (releasing a
+    // tensor that has a Python object), so waiting with it held would deadlock.
+    pybind11::gil_scoped_release no_gil;
+    done = target_device::synchronize(target());
+  }
+  if (!done) {
     device_module_function({"synchronize"}, "synchronize()")();
   }
 }

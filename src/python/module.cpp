@@ -17,6 +17,7 @@
 #include "legacy_types.h"
 #include "memory_api.h"
 #include "memory_history.h"
+#include "non_blocking.h"
 #include "nvtx.h"
 #include "patch.h"
 #include "report.h"
@@ -40,6 +41,7 @@ bool cuda_hooked = false;
 
 void uninstall_all() {
   restore_all();
+  uninstall_non_blocking();
   uninstall_amp();
   uninstall_serialization();
   uninstall_distributed();
@@ -81,6 +83,7 @@ py::object install_all(const c10::optional<std::string>& target,
     if (!redirect.empty()) {
       install_site_resolver();
       install_device_hook();
+      install_non_blocking();
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();

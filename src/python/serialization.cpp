@@ -37,15 +37,13 @@ py::object untyped_of(const py::object& typed) {
 // torch._utils._rebuild_tensor(storage, offset, size, stride), through which torch.load makes
 // each tensor: a tensor of a dtype the float64 policy narrows, on a storage restored onto the
 // target, is made from the storage's values narrowed (offsets and strides count elements, so
-// they stay). Every other tensor is torch's own.
+// they stay). So is one on any storage already on a target that refuses the dtype: a
+// map_location of torch.device('cuda') (which is the target) or a callable moving storages
+// itself, where torch's own rebuild could only fail. Every other tensor is torch's own.
 py::object rebuild(const py::object& storage, const py::object& offset, const py::object& size,
                    const py::object& stride) {
   auto original = py::reinterpret_borrow<py::object>(original_rebuild);
   if (!float64::engaged()) {
-    return original(storage, offset, size, stride);
-  }
-  const py::object untyped = untyped_of(storage);
-  if (!py::hasattr(untyped, kRestored)) {
     return original(storage, offset, size, stride);
   }
   const py::object dtype_object = storage.attr("dtype");
@@ -55,12 +53,19 @@ py::object rebuild(const py::object& storage, const py::object& offset, const py
   if (substitute == dtype) {
     return original(storage, offset, size, stride);
   }
+  const py::object untyped = untyped_of(storage);
+  const c10::Device target = current_redirect().target();
+  auto device = py::reinterpret_steal<py::object>(THPDevice_New(target));
+  if (!py::hasattr(untyped, kRestored)) {
+    if (!float64::target_refuses(dtype) || !py::object(untyped.attr("device")).equal(device)) {
+      return original(storage, offset, size, stride);
+    }
+    py::setattr(untyped, kRestored, py::str(target.str()));
+  }
   auto torch = py::module_::import("torch");
   const py::object& wide_dtype = dtype_object;
   const py::object narrow_dtype =
       torch.attr(substitute == c10::ScalarType::Float ? "float32" : "complex64");
-  const c10::Device target = current_redirect().target();
-  auto device = py::reinterpret_steal<py::object>(THPDevice_New(target));
   if (!py::hasattr(untyped, kNarrowed)) {
     // The bytes are read as the wide dtype on the CPU (the target may have no such dtype).
     py::dict cpu_dtype;

@@ -21,6 +21,10 @@ namespace torchdevice::python {
 
 namespace {
 
+// Waiting on the device with the GIL held would deadlock where the device's threads need it
+// (releasing a tensor that has a Python object), so these calls release it, as torch's do.
+using no_gil = py::call_guard<py::gil_scoped_release>;
+
 class Stream {
  public:
   Stream(int64_t id, int priority) : id_(id), priority_(priority) {}
@@ -164,11 +168,11 @@ void define_streams(py::module_& cuda) {
   py::class_<Event>(cuda, "Event")
       .def(py::init<bool, bool, bool>(), py::arg("enable_timing") = false,
            py::arg("blocking") = false, py::arg("interprocess") = false)
-      .def("record", &Event::record, py::arg("stream") = py::none())
+      .def("record", &Event::record, py::arg("stream") = py::none(), no_gil())
       .def("wait", [](const Event&, const c10::optional<StreamPtr>&) {}, py::arg("stream") = py::none())
       .def("query", &Event::query)
-      .def("synchronize", &Event::synchronize)
-      .def("elapsed_time", &Event::elapsed_time, py::arg("end_event"))
+      .def("synchronize", &Event::synchronize, no_gil())
+      .def("elapsed_time", &Event::elapsed_time, py::arg("end_event"), no_gil())
       .def("ipc_handle", [](const Event&) {
         TORCH_CHECK(false, "torch.cuda.Event.ipc_handle() is not available on the ", target().str(),
                     " target that torchdevice redirects CUDA to: there is no CUDA IPC");
