@@ -91,7 +91,8 @@ GROUPS = [
         "A: torchdevice uninstalled, B: torchdevice installed (same statement)",
         [
             ((stmt, UNINSTALLED), (stmt, INSTALLED))
-            for stmt in ("torch.zeros(3)", "a + b", "x @ w", "mlp(xb).sum().backward()")
+            for stmt in ("torch.zeros(3)", "a + b", "x @ w", "mlp(xb).sum().backward()",
+                         "t.to(torch.float16)")
         ],
     ),
     (

@@ -63,15 +63,13 @@ PyObject* original_cuda_method = nullptr;
 // parser reads as "the current accelerator": none at all fails, and another accelerator (the
 // target) fails Tensor.cuda's own "must be cuda device" check. Tensor.cuda is always a CUDA
 // request, so nothing that is not redirected passes through here.
-PyObject* cuda_with_index(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
-  const Py_ssize_t count = PyTuple_GET_SIZE(args);  // (self, device?, ...)
-  PyObject* device = count >= 2 ? PyTuple_GET_ITEM(args, 1)
-                                : (kwargs != nullptr ? PyDict_GetItemString(kwargs, "device")
-                                                     : nullptr);
-  if (device == nullptr || !is_index(device)) {
-    return PyObject_Call(original_cuda_method, args, kwargs);
+PyObject* cuda_with_index(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                          PyObject* kwnames) {
+  const Py_ssize_t at = argument_index(nargs, kwnames, 0, "device");
+  if (at < 0 || !is_index(args[at])) {
+    return call_method(original_cuda_method, self, args, nargs, kwnames);
   }
-  const long long index = PyLong_AsLongLong(device);
+  const long long index = PyLong_AsLongLong(args[at]);
   if (PyErr_Occurred()) {
     return nullptr;
   }
@@ -87,23 +85,13 @@ PyObject* cuda_with_index(PyObject* /*unused*/, PyObject* args, PyObject* kwargs
   if (!cuda_device) {
     return nullptr;
   }
-  py::tuple new_args = py::reinterpret_borrow<py::tuple>(args);
-  py::dict new_kwargs = kwargs != nullptr ? py::reinterpret_borrow<py::dict>(kwargs).attr("copy")()
-                                          : py::dict();
-  if (count >= 2) {
-    py::list items(new_args);
-    items[1] = cuda_device;
-    new_args = py::tuple(items);
-  } else {
-    new_kwargs["device"] = cuda_device;
-  }
-  return PyObject_Call(original_cuda_method, new_args.ptr(), new_kwargs.ptr());
+  return call_method(original_cuda_method, self, args, nargs, kwnames, at, cuda_device.ptr());
 }
 
-// PyCFunction is the generic slot type; METH_KEYWORDS tells Python the real signature.
+// PyCFunction is the generic slot type; the flags tell Python the real signature.
 PyMethodDef cuda_with_index_def = {
     "cuda", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cuda_with_index)),
-    METH_VARARGS | METH_KEYWORDS, nullptr};
+    METH_FASTCALL | METH_KEYWORDS, nullptr};
 #endif
 
 }  // namespace
@@ -120,9 +108,7 @@ void install_device_hook() {
     if (original_cuda_method == nullptr) {
       original_cuda_method = py::object(tensor.attr("cuda")).release().ptr();
     }
-    auto function =
-        py::reinterpret_steal<py::object>(PyCFunction_New(&cuda_with_index_def, nullptr));
-    patch_tensor_method("cuda", function);
+    patch_tensor_method(&cuda_with_index_def);
   }
 #endif
 }

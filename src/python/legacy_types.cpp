@@ -89,32 +89,16 @@ std::string cuda_type_name(PyObject* arg) {
 
 // Tensor.type(dtype=None, non_blocking=False, **kwargs): a CUDA type name converts to the CPU
 // twin's type, then to the target. Every other call goes straight to torch's own method.
-PyObject* type_method(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
-  const Py_ssize_t count = PyTuple_GET_SIZE(args);  // (self, dtype?, ...)
-  PyObject* dtype = count >= 2 ? PyTuple_GET_ITEM(args, 1)
-                               : (kwargs != nullptr ? PyDict_GetItemString(kwargs, "dtype")
-                                                    : nullptr);
-  const std::string name = dtype != nullptr ? cuda_type_name(dtype) : std::string();
+PyObject* type_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                      PyObject* kwnames) {
+  const Py_ssize_t at = argument_index(nargs, kwnames, 0, "dtype");
+  const std::string name = at >= 0 ? cuda_type_name(args[at]) : std::string();
   if (name.empty()) {
-    return PyObject_Call(original_type_method, args, kwargs);
+    return call_method(original_type_method, self, args, nargs, kwnames);
   }
-  try {
-    py::list items(py::reinterpret_borrow<py::tuple>(args));
-    py::dict new_kwargs = kwargs != nullptr
-                              ? py::dict(py::reinterpret_borrow<py::dict>(kwargs))
-                              : py::dict();
-    const std::string cpu_name = "torch." + name.substr(std::string(kCudaPrefix).size());
-    if (count >= 2) {
-      items[1] = py::str(cpu_name);
-    } else {
-      new_kwargs["dtype"] = py::str(cpu_name);
-    }
-    return to_target(
-        PyObject_Call(original_type_method, py::tuple(items).ptr(), new_kwargs.ptr()), name);
-  } catch (py::error_already_set& e) {
-    e.restore();
-    return nullptr;
-  }
+  py::str cpu_name("torch." + name.substr(std::string(kCudaPrefix).size()));
+  return to_target(
+      call_method(original_type_method, self, args, nargs, kwnames, at, cpu_name.ptr()), name);
 }
 
 PyObject* original_set_default_tensor_type = nullptr;
@@ -142,7 +126,7 @@ PyObject* set_default_tensor_type(PyObject* /*unused*/, PyObject* type) {
 // PyCFunction is the generic slot type; METH_KEYWORDS tells Python the real signature.
 PyMethodDef type_method_def = {"type",
                                reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(type_method)),
-                               METH_VARARGS | METH_KEYWORDS, nullptr};
+                               METH_FASTCALL | METH_KEYWORDS, nullptr};
 
 PyMethodDef set_default_tensor_type_def = {"set_default_tensor_type", &set_default_tensor_type,
                                             METH_O, nullptr};
@@ -170,8 +154,7 @@ void install_legacy_types() {
   if (original_type_method == nullptr) {
     original_type_method = py::object(tensor.attr("type")).release().ptr();
   }
-  auto function = py::reinterpret_steal<py::object>(PyCFunction_New(&type_method_def, nullptr));
-  patch_tensor_method("type", function);
+  patch_tensor_method(&type_method_def);
 
   auto torch = py::module_::import("torch");
   if (original_set_default_tensor_type == nullptr) {

@@ -22,16 +22,14 @@ PyObject* original_cuda = nullptr;
 
 // non_blocking=True, by keyword or as the first positional bool: the signatures of Tensor.to
 // and Tensor.cuda put it before any other bool (copy).
-bool asks_non_blocking(PyObject* args, PyObject* kwargs) {
-  if (kwargs != nullptr) {
-    if (PyObject* value = PyDict_GetItemString(kwargs, "non_blocking")) {
-      return PyObject_IsTrue(value) == 1;
-    }
+bool asks_non_blocking(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  const Py_ssize_t keyword = argument_index(nargs, kwnames, -1, "non_blocking");
+  if (keyword >= 0) {
+    return PyObject_IsTrue(args[keyword]) == 1;
   }
-  for (Py_ssize_t i = 1; i < PyTuple_GET_SIZE(args); ++i) {
-    PyObject* item = PyTuple_GET_ITEM(args, i);
-    if (PyBool_Check(item)) {
-      return item == Py_True;
+  for (Py_ssize_t i = 0; i < nargs; ++i) {
+    if (PyBool_Check(args[i])) {
+      return args[i] == Py_True;
     }
   }
   return false;
@@ -55,12 +53,12 @@ void complete(c10::Device device) {
   }
 }
 
-PyObject* completing(PyObject* original, PyObject* args, PyObject* kwargs) {
-  if (!asks_non_blocking(args, kwargs) || PyTuple_GET_SIZE(args) == 0 ||
-      !THPVariable_Check(PyTuple_GET_ITEM(args, 0))) {
-    return PyObject_Call(original, args, kwargs);
+PyObject* completing(PyObject* original, PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                     PyObject* kwnames) {
+  if (!asks_non_blocking(args, nargs, kwnames) || !THPVariable_Check(self)) {
+    return call_method(original, self, args, nargs, kwnames);
   }
-  const at::Tensor& source = THPVariable_Unpack(PyTuple_GET_ITEM(args, 0));
+  const at::Tensor& source = THPVariable_Unpack(self);
   bool pageable = false;
   try {
     pageable = source.is_cpu() && !source.is_pinned();
@@ -68,7 +66,7 @@ PyObject* completing(PyObject* original, PyObject* args, PyObject* kwargs) {
     PyErr_SetString(PyExc_RuntimeError, error.what_without_backtrace());
     return nullptr;
   }
-  PyObject* result = PyObject_Call(original, args, kwargs);
+  PyObject* result = call_method(original, self, args, nargs, kwnames);
   if (result == nullptr || !pageable || !THPVariable_Check(result) ||
       !lands_on_target(THPVariable_Unpack(result))) {
     return result;
@@ -87,24 +85,26 @@ PyObject* completing(PyObject* original, PyObject* args, PyObject* kwargs) {
   return result;
 }
 
-PyObject* to_method(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
-  return completing(original_to, args, kwargs);
+PyObject* to_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  return completing(original_to, self, args, nargs, kwnames);
 }
 
-PyObject* cuda_method(PyObject* /*unused*/, PyObject* args, PyObject* kwargs) {
-  return completing(original_cuda, args, kwargs);
+PyObject* cuda_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                      PyObject* kwnames) {
+  return completing(original_cuda, self, args, nargs, kwnames);
 }
 
-// PyCFunction is the generic slot type; METH_KEYWORDS tells Python the real signature.
+// PyCFunction is the generic slot type; the flags tell Python the real signature.
 PyMethodDef to_def = {"to", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(to_method)),
-                      METH_VARARGS | METH_KEYWORDS, nullptr};
+                      METH_FASTCALL | METH_KEYWORDS, nullptr};
 PyMethodDef cuda_def = {"cuda",
                         reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(cuda_method)),
-                        METH_VARARGS | METH_KEYWORDS, nullptr};
+                        METH_FASTCALL | METH_KEYWORDS, nullptr};
 
-void wrap(const char* name, PyObject*& original, PyMethodDef* def) {
-  original = py::object(py::module_::import("torch").attr("Tensor").attr(name)).release().ptr();
-  patch_tensor_method(name, py::reinterpret_steal<py::object>(PyCFunction_New(def, nullptr)));
+void wrap(PyObject*& original, PyMethodDef* def) {
+  original =
+      py::object(py::module_::import("torch").attr("Tensor").attr(def->ml_name)).release().ptr();
+  patch_tensor_method(def);
 }
 
 }  // namespace
@@ -115,9 +115,9 @@ void install_non_blocking() {
       !target_device::may_defer_pageable_copies(redirect.target())) {
     return;
   }
-  wrap("to", original_to, &to_def);
+  wrap(original_to, &to_def);
   if (redirect.redirects(c10::DeviceType::CUDA)) {
-    wrap("cuda", original_cuda, &cuda_def);
+    wrap(original_cuda, &cuda_def);
   }
 }
 

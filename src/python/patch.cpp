@@ -1,5 +1,7 @@
 #include "patch.h"
 
+#include <algorithm>
+#include <array>
 #include <vector>
 
 namespace py = pybind11;
@@ -49,10 +51,15 @@ void patch(py::handle owner, const std::string& name, py::object replacement) {
   patches().push_back({py::reinterpret_borrow<py::object>(owner), name, std::move(original)});
 }
 
-void patch_tensor_method(const std::string& name, const py::object& function) {
+void patch_tensor_method(PyMethodDef* def) {
   auto tensor = py::module_::import("torch").attr("Tensor");
-  const py::object before = tensor.attr(name.c_str());
-  patch(tensor, name, py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr())));
+  const py::object before = tensor.attr(def->ml_name);
+  auto descriptor = py::reinterpret_steal<py::object>(
+      PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(tensor.ptr()), def));
+  if (!descriptor) {
+    throw py::error_already_set();
+  }
+  patch(tensor, def->ml_name, descriptor);
   // Lazy modules' uninitialized parameters accept only the Tensor methods on a list that holds
   // torch's own functions (torch.nn.parameter.UninitializedTensorMixin): the replacement joins
   // the list wherever the method it replaces is on it.
@@ -69,8 +76,42 @@ void patch_tensor_method(const std::string& name, const py::object& function) {
   for (const auto& method : allowed) {
     extended.append(method);
   }
-  extended.append(function);
+  extended.append(descriptor);
   patch(mixin, "_allowed_methods", extended);
+}
+
+PyObject* call_method(PyObject* method, PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                      PyObject* kwnames, Py_ssize_t replace, PyObject* value) {
+  const Py_ssize_t total = nargs + (kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames));
+  // A Tensor method takes a handful of arguments: no allocation for them.
+  std::array<PyObject*, 8> small{};
+  std::vector<PyObject*> large;
+  PyObject** stack = small.data();
+  if (static_cast<size_t>(total) + 1 > small.size()) {
+    large.resize(static_cast<size_t>(total) + 1);
+    stack = large.data();
+  }
+  stack[0] = self;
+  std::copy(args, args + total, stack + 1);
+  if (replace >= 0) {
+    stack[replace + 1] = value;
+  }
+  return PyObject_Vectorcall(method, stack, static_cast<size_t>(nargs) + 1, kwnames);
+}
+
+Py_ssize_t argument_index(Py_ssize_t nargs, PyObject* kwnames, Py_ssize_t position,
+                          const char* name) {
+  if (position >= 0 && position < nargs) {
+    return position;
+  }
+  if (kwnames != nullptr) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+      if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), name) == 0) {
+        return nargs + i;
+      }
+    }
+  }
+  return -1;
 }
 
 void restore_all() {

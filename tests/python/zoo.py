@@ -75,7 +75,7 @@ def fingerprint(tensor):
         "sha256": hashlib.sha256(bits(tensor)).hexdigest(),
         "dtype": str(tensor.dtype), "shape": list(tensor.shape), "device": tensor.device.type,
         # Only to say how far apart two runs are when the hashes differ.
-        "sum": float(dense.double().sum()) if dense.is_floating_point() else None,
+        "sum": float(dense.cpu().double().sum()) if dense.is_floating_point() else None,
     }
 
 
