@@ -7,6 +7,7 @@
 
 #include "torchdevice/log.h"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 
@@ -20,7 +21,11 @@ namespace {
 // registered while torchdevice can capture, and only where the dispatcher has none.
 constexpr c10::DispatchKey kRecordKey = c10::DispatchKey::Fake;
 
+// The graph capturing on this thread; and the one capturing anywhere, for the threads that work
+// for the capturing thread with its dispatch state copied to them (autograd runs an
+// accelerator's backward on the device's own thread). One capture at a time per process.
 thread_local CapturedGraph* active = nullptr;
+std::atomic<CapturedGraph*> underway{nullptr};
 
 std::mutex registration_mutex;
 std::unique_ptr<torch::Library> recorder;
@@ -28,13 +33,14 @@ std::unique_ptr<torch::Library> recorder;
 void record_fallback(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                      torch::jit::Stack* stack) {
   const auto below = keys & c10::DispatchKeySet(c10::DispatchKeySet::FULL_AFTER, kRecordKey);
-  if (active == nullptr) {
-    // The bit was copied to a thread that is not capturing (a graph task's saved TLS).
+  CapturedGraph* graph = active != nullptr ? active : underway.load(std::memory_order_acquire);
+  if (graph == nullptr) {
+    // The bit was copied to a thread after the capture ended (a graph task's saved TLS).
     c10::impl::ExcludeDispatchKeyGuard no_record(kRecordKey);
     op.redispatchBoxed(below, stack);
     return;
   }
-  active->record(op, below, stack);
+  graph->record(op, below, stack);
 }
 
 void ensure_registered() {
@@ -103,6 +109,8 @@ CapturedGraph::~CapturedGraph() {
     c10::impl::tls_set_dispatch_key_included(kRecordKey, false);
     active = nullptr;
   }
+  CapturedGraph* self = this;
+  underway.compare_exchange_strong(self, nullptr);
 }
 
 void CapturedGraph::begin() {
@@ -113,6 +121,10 @@ void CapturedGraph::begin() {
               "A CUDA graph capture is already underway on this thread; end it before beginning "
               "another.");
   ensure_registered();
+  CapturedGraph* none = nullptr;
+  TORCH_CHECK(underway.compare_exchange_strong(none, this),
+              "A CUDA graph capture is already underway on another thread; the target torchdevice "
+              "redirects CUDA to records one capture at a time.");
   capturing_ = true;
   active = this;
   c10::impl::tls_set_dispatch_key_included(kRecordKey, true);
@@ -123,6 +135,7 @@ void CapturedGraph::end() {
               "capture_end() without capture_begin() of this CUDAGraph on this thread");
   c10::impl::tls_set_dispatch_key_included(kRecordKey, false);
   active = nullptr;
+  underway.store(nullptr, std::memory_order_release);
   capturing_ = false;
   restore_saved();
   captured_ = true;
@@ -178,9 +191,13 @@ void CapturedGraph::record(const c10::OperatorHandle& op, c10::DispatchKeySet ke
   {
     // Saving, and the op's own inner calls, are not part of what is captured.
     c10::impl::ExcludeDispatchKeyGuard no_record(kRecordKey);
-    save_before_write(schema, arguments);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      save_before_write(schema, arguments);
+    }
     op.redispatchBoxed(keys, stack);
   }
+  std::lock_guard<std::mutex> lock(mutex_);
   std::vector<at::Tensor> argument_tensors;
   for (const auto& value : arguments) {
     collect(value, argument_tensors);

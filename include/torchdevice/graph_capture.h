@@ -5,6 +5,7 @@
 #include <c10/core/Storage.h>
 
 #include <cstddef>
+#include <mutex>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -26,7 +27,8 @@ class CapturedGraph {
   CapturedGraph& operator=(const CapturedGraph&) = delete;
   ~CapturedGraph();
 
-  // Starts recording this thread's ops into this graph. One capture per thread at a time.
+  // Starts recording this thread's ops into this graph, and those of the threads that work for
+  // it with its dispatch state (autograd's device threads). One capture per process at a time.
   void begin();
   // Stops recording and restores what the capture overwrote of older tensors.
   void end();
@@ -68,6 +70,7 @@ class CapturedGraph {
   std::vector<c10::Storage> pool_;                     // ... kept alive, as a graph's pool is
   bool capturing_ = false;
   bool captured_ = false;
+  std::mutex mutex_;  // records from the capturing thread and the threads working for it
 };
 
 // The graph capturing on this thread, or nullptr.

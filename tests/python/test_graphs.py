@@ -10,14 +10,6 @@ import torch
 import torchdevice
 from conftest import requires_cuda_redirect
 
-# A known defect, kept visible: on an accelerator whose kernels run through torch's CPU fallback
-# (the stand-in), a replayed forward/backward/optimiser step differs from eager. strict: fixing it
-# turns these red until the mark goes.
-replay_defect_off_cpu = pytest.mark.xfail(
-    torchdevice.target() is not None and torchdevice.target().type != "cpu", strict=True,
-    reason="replay of a captured training step differs from eager on an accelerator target "
-           "whose kernels are torch's CPU fallback (the stand-in): under investigation")
-
 pytestmark = requires_cuda_redirect
 
 
@@ -64,7 +56,6 @@ def test_a_replay_that_did_nothing_would_fail_this():
     assert graph._replayed_ops >= 1
 
 
-@replay_defect_off_cpu
 def test_mlp_forward_backward_and_sgd_step_match_eager():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).cuda()
@@ -104,7 +95,6 @@ def test_mlp_forward_backward_and_sgd_step_match_eager():
             torch.testing.assert_close(p, q)
 
 
-@replay_defect_off_cpu
 def test_make_graphed_callables_forward_and_backward_match_eager():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)).cuda()
@@ -199,3 +189,30 @@ def test_explicit_cpu_work_outside_a_capture_is_untouched():
     assert c.tolist() == [10.0, 10.0] and b.tolist() == [2.0, 2.0]
     g.replay()
     assert b.tolist() == [10.0, 10.0]
+
+
+def test_a_second_capture_on_another_thread_is_refused_while_one_is_underway():
+    """The threads autograd runs an accelerator's backward on record into the capture underway
+    (test_mlp_forward_backward_and_sgd_step_match_eager), so only one capture runs at a time."""
+    import threading
+
+    x = torch.ones(2, device="cuda")
+    errors = []
+
+    def second():
+        try:
+            with torch.cuda.graph(torch.cuda.CUDAGraph()):
+                x + 1
+        except RuntimeError as error:
+            errors.append(str(error))
+
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = x * 2
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and "already underway on another thread" in errors[0], errors
+    x.fill_(3)
+    graph.replay()
+    assert y.tolist() == [6.0, 6.0]
