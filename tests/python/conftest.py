@@ -28,6 +28,16 @@ def _bare_index_resolves():
 
 INDEX_MEANS_CUDA = _bare_index_resolves()
 
+
+def target_refuses(dtype):
+    """Whether the target has no `dtype` (float64 and bfloat16 on MPS before macOS 14, the
+    stand-in in its MPS-like mode): it refuses to make even an empty tensor of it."""
+    try:
+        torch.empty(0, dtype=dtype, device=torchdevice.target())
+        return False
+    except (RuntimeError, TypeError):
+        return True
+
 requires_cuda_redirect = pytest.mark.skipif(
     not REDIRECTS_CUDA, reason="CUDA is available on this machine, so it is never redirected"
 )

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import torchdevice
-from conftest import REPO, requires_cuda_redirect
+from conftest import REPO, requires_cuda_redirect, target_refuses
 
 pytestmark = requires_cuda_redirect
 
@@ -43,16 +43,7 @@ def storage_ptr(tensor):
     return storage.data_ptr()
 
 
-def target_refuses_bfloat16():
-    """MPS before macOS 14 (and the stand-in in its MPS-like mode) has no bfloat16."""
-    try:
-        torch.empty(0, dtype=torch.bfloat16, device=torchdevice.target())
-        return False
-    except (RuntimeError, TypeError):
-        return True
-
-
-REFUSES_BF16 = target_refuses_bfloat16()
+REFUSES_BF16 = target_refuses(torch.bfloat16)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import torchdevice
-from conftest import requires_cuda_redirect, run_python
+from conftest import requires_cuda_redirect, run_python, target_refuses
 
 pytestmark = requires_cuda_redirect
 
@@ -22,15 +22,6 @@ LEGACY = [
 ]
 
 
-def refused(dtype):
-    """A dtype the target lacks (bfloat16 on MPS before macOS 14, the stand-in's MPS-like mode)."""
-    try:
-        torch.empty(0, dtype=dtype, device=torchdevice.target())
-        return False
-    except (RuntimeError, TypeError):
-        return True
-
-
 def policy(dtype):
     """The dtype a redirected request gets under the float64 policy (test_float64.py)."""
     if dtype == torch.float64 and "float64 -> float32" in torchdevice._C.float64_policy()[1]:
@@ -41,7 +32,7 @@ def policy(dtype):
 @pytest.mark.parametrize("name,dtype", LEGACY)
 def test_legacy_constructors(name, dtype, target):
     cls = getattr(torch.cuda, name)
-    if refused(dtype) and dtype != torch.float64:
+    if target_refuses(dtype) and dtype != torch.float64:
         with pytest.raises((RuntimeError, TypeError), match="BFloat16"):
             cls(2, 3)
         return

@@ -17,7 +17,8 @@ import torch
 
 import torchdevice
 import zoo
-from conftest import REDIRECTS_CUDA, REPO, SUMMARY, environment_without_torchdevice
+from conftest import (REDIRECTS_CUDA, REPO, SUMMARY, environment_without_torchdevice,
+                      target_refuses)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(torchdevice.__file__)))
@@ -63,14 +64,6 @@ KNOWN_ON_ACCELERATOR = {
                                "there; BatchNorm's affine parameters ahead of GroupNorm have "
                                "gradients near zero), and SGD with cubed losses carries them on"),
 }
-
-
-def target_refuses_bfloat16():
-    try:
-        torch.empty(0, dtype=torch.bfloat16, device=torchdevice.target())
-        return False
-    except (RuntimeError, TypeError):
-        return True
 
 
 # On a target without bfloat16 (MPS before macOS 14, the stand-in's MPS-like mode) autocast takes
@@ -170,7 +163,7 @@ def params():
             marks = [pytest.mark.xfail(strict=True, reason=KNOWN[name])]
         elif name in KNOWN_ON_ACCELERATOR and REDIRECTS_CUDA and not REDIRECTS_TO_CPU:
             marks = [pytest.mark.xfail(strict=True, reason=KNOWN_ON_ACCELERATOR[name])]
-        elif name in KNOWN_WITHOUT_BFLOAT16 and REDIRECTS_CUDA and target_refuses_bfloat16():
+        elif name in KNOWN_WITHOUT_BFLOAT16 and REDIRECTS_CUDA and target_refuses(torch.bfloat16):
             marks = [pytest.mark.xfail(strict=True, reason=KNOWN_WITHOUT_BFLOAT16[name])]
         else:
             marks = []
