@@ -58,6 +58,8 @@ def test_sdpa_kernel_context_runs_on_the_target():
 
 
 def test_amp_spellings_agree():
+    torchdevice.uninstall()  # a new install: the substitution warning is given once per install
+    torchdevice.install()
     x = torch.randn(4, 4, device="cuda")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
