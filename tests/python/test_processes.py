@@ -97,6 +97,12 @@ def test_fork_while_threads_are_inside_the_interceptors(target):
             source.to("cuda:1")
             torch.device("cuda")
 
+    # Each op's first call initialises a function-local static in torch (its operator handle);
+    # a fork during that leaves the child waiting on the guard forever, with or without
+    # torchdevice. The threads below must be inside the interceptors, not there: one call each
+    # first.
+    torch.zeros(16, device="cuda")
+    torch.ones(8).to("cuda:1")
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for thread in threads:
         thread.start()
