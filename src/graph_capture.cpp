@@ -33,7 +33,8 @@ std::unique_ptr<torch::Library> recorder;
 void record_fallback(const c10::OperatorHandle& op, c10::DispatchKeySet keys,
                      torch::jit::Stack* stack) {
   const auto below = keys & c10::DispatchKeySet(c10::DispatchKeySet::FULL_AFTER, kRecordKey);
-  CapturedGraph* graph = active != nullptr ? active : underway.load(std::memory_order_acquire);
+  // The capturing thread's `active` is always the graph underway.
+  CapturedGraph* graph = underway.load(std::memory_order_acquire);
   if (graph == nullptr) {
     // The bit was copied to a thread after the capture ended (a graph task's saved TLS).
     c10::impl::ExcludeDispatchKeyGuard no_record(kRecordKey);

@@ -29,6 +29,14 @@ def _bare_index_resolves():
 INDEX_MEANS_CUDA = _bare_index_resolves()
 
 
+def redirected_dtype(dtype):
+    """The dtype a redirected request for `dtype` gets under the float64 policy in force
+    (test_float64.py)."""
+    if dtype == torch.float64 and "float64 -> float32" in torchdevice._C.float64_policy()[1]:
+        return torch.float32
+    return dtype
+
+
 def target_refuses(dtype):
     """Whether the target has no `dtype` (float64 and bfloat16 on MPS before macOS 14, the
     stand-in in its MPS-like mode): it refuses to make even an empty tensor of it."""

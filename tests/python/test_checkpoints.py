@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import torchdevice
-from conftest import REPO, requires_cuda_redirect, target_refuses
+from conftest import REPO, redirected_dtype, requires_cuda_redirect, target_refuses
 
 pytestmark = requires_cuda_redirect
 
@@ -67,15 +67,9 @@ def load(name, directory=FIXTURES, **kwargs):
     return torch.load(os.path.join(directory, name), **kwargs)
 
 
-def narrowed(value):
-    """The value as the float64 policy in force restores it (tests/python/test_float64.py)."""
-    if value.dtype == torch.float64 and "float64 -> float32" in torchdevice._C.float64_policy()[1]:
-        return value.float()
-    return value
-
-
 def assert_state(loaded, target):
-    expected = {key: narrowed(value) for key, value in make_checkpoints.state().items()
+    expected = {key: value.to(redirected_dtype(value.dtype))
+                for key, value in make_checkpoints.state().items()
                 if not (REFUSES_BF16 and value.dtype == torch.bfloat16)}
     assert loaded.keys() == expected.keys()
     for key, value in expected.items():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import torchdevice
-from conftest import requires_cuda_redirect, run_python, target_refuses
+from conftest import redirected_dtype, requires_cuda_redirect, run_python, target_refuses
 
 pytestmark = requires_cuda_redirect
 
@@ -22,13 +22,6 @@ LEGACY = [
 ]
 
 
-def policy(dtype):
-    """The dtype a redirected request gets under the float64 policy (test_float64.py)."""
-    if dtype == torch.float64 and "float64 -> float32" in torchdevice._C.float64_policy()[1]:
-        return torch.float32
-    return dtype
-
-
 @pytest.mark.parametrize("name,dtype", LEGACY)
 def test_legacy_constructors(name, dtype, target):
     cls = getattr(torch.cuda, name)
@@ -36,7 +29,7 @@ def test_legacy_constructors(name, dtype, target):
         with pytest.raises((RuntimeError, TypeError), match="BFloat16"):
             cls(2, 3)
         return
-    dtype = policy(dtype)
+    dtype = redirected_dtype(dtype)
     empty = cls(2, 3)
     assert empty.shape == (2, 3) and empty.dtype == dtype and empty.device == target
     data = cls([1, 0, 1])
@@ -50,7 +43,7 @@ def test_type_conversion_by_name_and_by_class(target):
     assert y.dtype == torch.float32 and y.device == target
     assert torch.equal(y, torch.tensor([0.0, 1.0, 2.0, 3.0]))
     z = x.type(torch.cuda.DoubleTensor)
-    assert z.dtype == policy(torch.float64) and z.device == target
+    assert z.dtype == redirected_dtype(torch.float64) and z.device == target
     k = x.type(dtype="torch.cuda.HalfTensor")
     assert k.dtype == torch.float16
     # Everything else is torch's own method, unchanged.
