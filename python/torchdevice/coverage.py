@@ -29,9 +29,6 @@ EMULATED = {
     "get_device_capability": "(0, 0): the target has no CUDA compute capability",
     "get_arch_list": "[]: no CUDA architecture reaches the target",
     "get_gencode_flags": "'': no CUDA architecture reaches the target",
-    "is_current_stream_capturing": "True while a torchdevice graph capture runs on this thread",
-    "CUDAGraph": "a capture records the ops it runs; replay() runs them again on the captured tensors",
-    "graph_pool_handle": "a pool id; pools only hint at sharing, each graph keeps its own tensors",
     "Stream": "one ordered queue on the target; wait/record are already satisfied",
     "StreamContext": "sets the current stream per thread",
     "stream": "sets the current stream per thread",
@@ -61,7 +58,12 @@ REDIRECTED_NOTES = {
 }
 # torch's own functions that work on the target through torchdevice's replacements.
 THROUGH_REPLACEMENTS = {
-    "make_graphed_callables": "torch's own, capturing into torchdevice's CUDAGraph",
+    "CUDAGraph": "torch's own class, every hook included; its base records the ops a capture runs "
+                 "and replay() runs them again on the captured tensors",
+    "graph_pool_handle": "torch's own; a pool id: pools only hint at sharing, each graph keeps "
+                         "its own tensors",
+    "is_current_stream_capturing": "torch's own; True while a graph capture runs on this thread",
+    "make_graphed_callables": "torch's own, capturing into CUDAGraph's recording",
 }
 
 STATUSES = ["redirected", "emulated", "no-op", "error", "torch's own", "not API"]
@@ -77,7 +79,7 @@ def classify_cuda_name(name, value):
     unsupported = torchdevice._C._cuda.Unsupported
     if isinstance(value, unsupported):
         return "error", "torch's own code; a failure raises an error naming the call and target"
-    if name in THROUGH_REPLACEMENTS and isinstance(value, types.FunctionType):
+    if name in THROUGH_REPLACEMENTS and isinstance(value, (types.FunctionType, type)):
         return "redirected", THROUGH_REPLACEMENTS[name]
     if name in ERROR and _is_torchdevice(value):
         return "error", ERROR[name]

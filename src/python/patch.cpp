@@ -44,7 +44,11 @@ void patch(py::handle owner, const std::string& name, py::object replacement) {
     }
   }
   py::object original;
-  if (owns(owner, name)) {
+  if (PyType_Check(owner.ptr())) {
+    // The class's own entry, as stored: getattr would unwrap a staticmethod such as __new__.
+    original = py::reinterpret_borrow<py::object>(PyDict_GetItemString(
+        reinterpret_cast<PyTypeObject*>(owner.ptr())->tp_dict, name.c_str()));
+  } else if (owns(owner, name)) {
     original = owner.attr(name.c_str());
   }
   py::setattr(owner, name.c_str(), replacement);

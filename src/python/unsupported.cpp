@@ -13,9 +13,11 @@ namespace torchdevice::python {
 
 namespace {
 
-// torch's own functions that run on the target through torchdevice's replacements: not wrapped.
+// torch's own functions that run on the target through torchdevice's replacements (those of
+// CUDAGraph's base and torch._C's graph functions, graphs.h): not wrapped.
 bool runs_on_target(const std::string& name) {
-  return name == "make_graphed_callables";
+  return name == "make_graphed_callables" || name == "graph_pool_handle" ||
+         name == "is_current_stream_capturing";
 }
 
 class Unsupported {

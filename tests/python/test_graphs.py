@@ -53,7 +53,7 @@ def test_a_replay_that_did_nothing_would_fail_this():
     x.fill_(41)
     graph.replay()
     assert y.tolist() == [42.0, 42.0]
-    assert graph._replayed_ops >= 1
+    assert graph._torchdevice_recording.replayed_ops >= 1
 
 
 def test_mlp_forward_backward_and_sgd_step_match_eager():
@@ -156,6 +156,110 @@ def test_reset_pool_and_capture_state():
     assert y2.tolist() == [10.0, 10.0] and w.tolist() == [1.0, 1.0]
 
 
+def test_torch_keeps_its_own_cuda_graph_class_and_uninstall_gives_its_base_back():
+    """torchdevice gives torch's CUDAGraph base (a dummy on a torch without CUDA) the methods of
+    CUDA's C++ class, so the class users get is torch's own, with every hook of the version."""
+    graph_class = torch.cuda.CUDAGraph
+    assert graph_class.__module__ == "torch.cuda.graphs" and graph_class is torch.cuda.graphs.CUDAGraph
+    assert issubclass(graph_class, torch._C._CUDAGraph)
+    assert torch.cuda.is_current_stream_capturing is torch.cuda.graphs.is_current_stream_capturing
+    base = dict(vars(torch._C._CUDAGraph))
+    torchdevice.uninstall()
+    try:
+        bare = dict(vars(torch._C._CUDAGraph))
+        assert "capture_begin" in base and base.keys() - bare.keys() >= {"capture_begin", "replay"}
+        if not torch.backends.cuda.is_built():
+            with pytest.raises(RuntimeError, match="dummy base class"):
+                torch.cuda.CUDAGraph()
+    finally:
+        torchdevice.install()
+    assert vars(torch._C._CUDAGraph).keys() == base.keys()
+    torchdevice.uninstall()
+    try:
+        # Exactly torch's own entries again, the same objects (its __new__ a staticmethod still).
+        assert dict(vars(torch._C._CUDAGraph)) == bare
+    finally:
+        torchdevice.install()
+
+
+requires_graph_hooks = pytest.mark.skipif(
+    not hasattr(torch.cuda.CUDAGraph, "register_capture_start_hook"),
+    reason=f"CUDAGraph's lifecycle hooks are torch 2.14's (this is {torch.__version__})")
+
+
+@requires_graph_hooks
+def test_lifecycle_hooks_fire_where_torch_fires_them():
+    events = []
+    x = torch.ones(2, device="cuda")
+    graph = torch.cuda.CUDAGraph()
+    graph.register_capture_start_hook(
+        lambda g: events.append(("capture start", g is graph, torch.cuda.is_current_stream_capturing())))
+    graph.register_capture_end_hook(lambda g: events.append(("capture end", g._has_graph_exec)))
+    graph.register_post_instantiate_hook(lambda g: events.append(("instantiated", g._has_graph_exec)))
+    graph.register_replay_start_hook(lambda g: events.append(("replay start", y.tolist())))
+    graph.register_replay_end_hook(lambda g: events.append(("replay end", y.tolist())))
+    global_start = torch.cuda.graphs.register_graph_capture_start_hook(
+        lambda g: events.append(("global capture start",)))
+    try:
+        with torch.cuda.graph(graph):
+            y = x * 2
+        x.fill_(5)
+        graph.replay()
+    finally:
+        global_start.remove()
+    assert events == [
+        ("global capture start",), ("capture start", True, True),
+        ("capture end", False), ("instantiated", True),
+        ("replay start", [2.0, 2.0]), ("replay end", [10.0, 10.0]),
+    ]
+
+
+@requires_graph_hooks
+def test_keep_graph_instantiates_on_the_first_replay(tmp_path):
+    instantiated = []
+    x = torch.ones(2, device="cuda")
+    graph = torch.cuda.CUDAGraph(keep_graph=True)
+    graph.register_post_instantiate_hook(lambda g: instantiated.append(g._has_graph_exec))
+    graph.register_capture_end_hook(torch.cuda.graphs.export_dot(str(tmp_path / "graph.dot")))
+    with torch.cuda.graph(graph):
+        y = x + 1
+    assert "aten::add" in (tmp_path / "graph.dot").read_text()
+    assert instantiated == [] and not graph._has_graph_exec
+    x.fill_(3)
+    graph.replay()
+    graph.replay()
+    assert instantiated == [True] and y.tolist() == [4.0, 4.0]
+
+
+@requires_graph_hooks
+def test_destroy_callbacks_and_retained_objects_are_released_on_reset_and_collection():
+    import gc
+    import weakref
+
+    class Held:
+        pass
+
+    fired = []
+    x = torch.ones(2, device="cuda")
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        x * 2
+    held = Held()
+    alive = weakref.ref(held)
+    graph.retain_object(held)
+    graph.register_destroy_callback(lambda: fired.append("reset"))
+    del held
+    assert alive() is not None
+    graph.reset()
+    assert fired == ["reset"] and alive() is None
+    with torch.cuda.graph(graph):
+        x * 3
+    graph.register_destroy_callback(lambda: fired.append("collected"))
+    del graph
+    gc.collect()
+    assert fired == ["reset", "collected"]
+
+
 def test_errors_name_the_call_and_the_target(tmp_path):
     g = torch.cuda.CUDAGraph()
     with pytest.raises(RuntimeError, match="not been captured"):
@@ -166,9 +270,13 @@ def test_errors_name_the_call_and_the_target(tmp_path):
     x = torch.ones(3, device="cuda")
     with torch.cuda.graph(g):
         (x + 1).sum()
-    path = tmp_path / "graph.txt"
+    path = tmp_path / "graph.dot"
     g.debug_dump(str(path))
-    assert "aten::add.Tensor" in path.read_text()
+    dot = path.read_text()
+    assert dot.startswith("digraph") and "aten::add.Tensor" in dot and "op0 -> op1" in dot
+    if hasattr(g, "get_graph_data"):
+        with pytest.raises(RuntimeError, match=f"CUDAGraph API is not available on the {torchdevice.target().type}"):
+            g.get_graph_data()
     nonzero = torch.cuda.CUDAGraph()
     mask = torch.tensor([1.0, 0.0, 1.0], device="cuda")
     with torch.cuda.graph(nonzero):
