@@ -6,15 +6,24 @@
 
 #include <c10/util/Exception.h>
 #include <torch/csrc/utils/pybind.h>
+#include <torch/version.h>
 
 #include "cuda_api.h"
 #include "patch.h"
 #include "torchdevice/memory.h"
 #include "torchdevice/memory_history.h"
 
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <execinfo.h>
+
+#include <cstdlib>
 #include <limits>
 #include <memory>
+#include <mutex>
+#include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace py = pybind11;
@@ -50,6 +59,72 @@ history::Frames python_stack() {
     // An unreadable frame ends the stack there.
   }
   PyGILState_Release(gil);
+  return frames;
+}
+
+// The shared object or executable holding `address`, or null.
+const void* object_of(const void* address) {
+  Dl_info info{};
+  return dladdr(address, &info) != 0 ? info.dli_fbase : nullptr;
+}
+
+// One C++ frame as what the dynamic symbol table tells without debug information: its object
+// file, and the nearest exported symbol before it with the offset ("at::empty+0x4c"), as
+// backtraces print them. Cached by address: a program allocates from few places.
+history::Frame native_frame(void* address) {
+  static std::mutex mutex;
+  static auto* cache = new std::unordered_map<void*, history::Frame>();
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto found = cache->find(address);
+  if (found != cache->end()) {
+    return found->second;
+  }
+  history::Frame frame{"??", 0, "??"};
+  Dl_info info{};
+  if (dladdr(address, &info) != 0) {
+    frame.filename = info.dli_fname != nullptr ? info.dli_fname : "??";
+    std::ostringstream name;
+    if (info.dli_sname != nullptr) {
+      int status = 0;
+      char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+      name << (status == 0 ? demangled : info.dli_sname) << "+0x" << std::hex
+           << (static_cast<const char*>(address) - static_cast<const char*>(info.dli_saddr));
+      std::free(demangled);
+    } else {
+      name << "??+0x" << std::hex
+           << (static_cast<const char*>(address) - static_cast<const char*>(info.dli_fbase));
+    }
+    frame.name = name.str();
+  }
+  return cache->emplace(address, frame).first->second;
+}
+
+// The allocating thread's C++ frames, innermost first: from torch's call into the allocator
+// (torchdevice's own frames there skipped) up to the Python interpreter, whose frames
+// python_stack() gives; a thread that never ran Python has C++ frames only.
+std::vector<history::Frame> native_stack() {
+  constexpr int kMaxFrames = 128;
+  void* addresses[kMaxFrames];
+  const int count = backtrace(addresses, kMaxFrames);
+  const void* ours = object_of(reinterpret_cast<const void*>(&native_stack));
+  const void* interpreter = object_of(reinterpret_cast<const void*>(&PyEval_GetFrame));
+  int i = 0;
+  while (i < count && object_of(addresses[i]) == ours) {
+    ++i;
+  }
+  std::vector<history::Frame> frames;
+  for (; i < count && object_of(addresses[i]) != interpreter; ++i) {
+    frames.push_back(native_frame(addresses[i]));
+  }
+  return frames;
+}
+
+// stacks="all": the C++ frames, then the Python ones.
+history::Frames native_and_python_stack() {
+  auto frames = std::make_shared<std::vector<history::Frame>>(native_stack());
+  if (const auto python = python_stack()) {
+    frames->insert(frames->end(), python->begin(), python->end());
+  }
   return frames;
 }
 
@@ -94,12 +169,18 @@ void record_memory_history(const py::args& args, const py::kwargs& kwargs) {
       stacks = !(value.is_none() || (PyBool_Check(value.ptr()) && !value.cast<bool>()));
     }
   }
+  // torch 2's default is "all"; torch 1.13 records Python stacks only.
+  std::string kind = TORCH_VERSION_MAJOR >= 2 ? "all" : "python";
   if (kwargs.contains("stacks") && !kwargs["stacks"].is_none()) {
-    const auto value = kwargs["stacks"].cast<std::string>();
-    TORCH_CHECK_VALUE(value == "python" || value == "all",
-                      "_record_memory_history: stacks must be 'python' or 'all', not '", value, "'");
+    kind = kwargs["stacks"].cast<std::string>();
+    TORCH_CHECK_VALUE(kind == "python" || kind == "all",
+                      "_record_memory_history: stacks must be 'python' or 'all', not '", kind, "'");
   }
-  history::start(max_entries, stacks ? &python_stack : nullptr);
+  history::Gatherer gatherer = nullptr;
+  if (stacks) {
+    gatherer = kind == "all" ? &native_and_python_stack : &python_stack;
+  }
+  history::start(max_entries, gatherer);
 }
 
 py::list frames_of(const history::Frames& frames) {

@@ -57,6 +57,28 @@ def test_snapshot_lists_live_blocks_with_their_python_stack(tmp_path):
         _record(None)
 
 
+@pytest.mark.parametrize("stacks", ["all", "python"])
+def test_stacks_all_puts_the_cpp_frames_before_the_python_ones(stacks):
+    torch.cuda.memory._record_memory_history("all", stacks=stacks)
+    try:
+        block = _allocate_here()
+        segment, = [s for s in torch.cuda.memory._snapshot()["segments"]
+                    if s["address"] == block.data_ptr()]
+        frames = segment["blocks"][0]["frames"]
+    finally:
+        _record(None)
+    names = [f["name"] for f in frames]
+    first_python = names.index("_allocate_here")
+    native, python = frames[:first_python], frames[first_python:]
+    assert not any(".so" in f["filename"] for f in python), python
+    if stacks == "python":
+        assert native == []
+        return
+    # torch's own C++ frames, from its allocation back to its Python binding, innermost first.
+    assert native and all(".so" in f["filename"] and f["line"] == 0 for f in native), native
+    assert any("empty" in f["name"] for f in native), [f["name"] for f in native]
+
+
 def test_stopping_stops_recording():
     _record("all")
     _record(None)
