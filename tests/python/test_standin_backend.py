@@ -178,6 +178,21 @@ def test_autocast_casts_matrix_products():
     assert (a @ a).dtype == torch.float32
 
 
+def test_attention_trains_under_float16_autocast():
+    """torch's math attention (the stand-in has no kernel of its own) softmaxes inside a kernel,
+    below autograd: the autocast cast of softmax must happen at the top, where autograd sees it,
+    or the backward meets a float32 saved output and a half gradient (found by nanoGPT)."""
+    q, k, v = (torch.randn(2, 2, 8, 4, device="standin", requires_grad=True) for _ in range(3))
+    with torch.autocast("standin", dtype=torch.float16):
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    out.float().sum().backward()
+    reference = [t.detach().cpu().requires_grad_() for t in (q, k, v)]
+    with torch.autocast("cpu", dtype=torch.float16):
+        torch.nn.functional.scaled_dot_product_attention(*reference, is_causal=True).float().sum().backward()
+    for ours, cpu in zip((q, k, v), reference):
+        torch.testing.assert_close(ours.grad.cpu(), cpu.grad, rtol=1e-2, atol=1e-2)
+
+
 def test_the_environment_loads_it_in_every_python_process():
     code = "import torch; print(torch.ones(1, device='standin').device, torch.standin.mps_like())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -244,6 +244,10 @@ void register_autocast() {
   KERNEL_PRIVATEUSEONE(baddbmm, lower_precision_fp)
   // ...and the reductions and losses it keeps in float32.
   KERNEL_PRIVATEUSEONE(softmax, int, fp32)
+  // The stand-in runs torch's math attention (MPS has a kernel of its own): its _safe_softmax
+  // calls softmax inside the kernel, below autograd, where the cast above would leave a float32
+  // output saved for a half gradient. Cast at the top instead, as softmax is.
+  KERNEL_PRIVATEUSEONE(_safe_softmax, fp32)
   KERNEL_PRIVATEUSEONE(log_softmax, int, fp32)
   KERNEL_PRIVATEUSEONE(layer_norm, fp32)
   KERNEL_PRIVATEUSEONE(group_norm, fp32)
