@@ -52,6 +52,41 @@ py::object device_module_function(std::initializer_list<const char*> names,
                         " backend for it (no " + *names.begin() + " in its module)");
 }
 
+c10::optional<MemoryStats> device_module_memory_stats() {
+  if (!device_module_has("memory_stats")) {
+    return c10::nullopt;
+  }
+  const py::dict stats = device_module_function({"memory_stats"}, "memory_stats()")(target().index());
+  MemoryStats out;
+  const std::pair<const char*, int64_t*> figures[] = {
+      {"allocated_bytes.all.current", &out.allocated_bytes},
+      {"allocated_bytes.all.peak", &out.peak_allocated_bytes},
+      {"allocated_bytes.all.allocated", &out.total_allocated_bytes},
+      {"allocated_bytes.all.freed", &out.total_freed_bytes},
+      {"reserved_bytes.all.current", &out.reserved_bytes},
+      {"reserved_bytes.all.peak", &out.peak_reserved_bytes},
+      {"allocation.all.current", &out.allocations},
+      {"allocation.all.peak", &out.peak_allocations},
+      {"allocation.all.allocated", &out.total_allocations},
+      {"allocation.all.freed", &out.total_frees},
+      {"num_ooms", &out.num_ooms}};
+  for (const auto& [key, figure] : figures) {
+    if (!stats.contains(key)) {
+      return c10::nullopt;  // not torch.cuda's layout: no figure is guessed
+    }
+    *figure = stats[key].cast<int64_t>();
+  }
+  return out;
+}
+
+bool device_module_call(const char* name) {
+  if (!device_module_has(name)) {
+    return false;
+  }
+  device_module_function({name}, name)(target().index());
+  return true;
+}
+
 // The most memory the target may use: its module's own figure where it has one (MPS's
 // recommended working set; another backend's device properties), else the host's (the CPU).
 int64_t target_total_memory() {

@@ -1,7 +1,10 @@
 #pragma once
 
 #include <c10/core/ScalarType.h>
+#include <c10/util/Optional.h>
 #include <pybind11/pybind11.h>
+
+#include "torchdevice/memory.h"
 
 #include <cstdint>
 #include <initializer_list>
@@ -19,6 +22,14 @@ pybind11::object device_module_function(std::initializer_list<const char*> names
                                         const std::string& call);
 // Whether the target's module has `name`.
 bool device_module_has(const char* name);
+
+// The target module's memory_stats() (torch.xpu's, and a PrivateUse1 module's written after
+// torch.cuda), where it has one with torch.cuda's flat keys for every figure MemoryStats holds:
+// the statistics, peaks included, of a torch whose allocator interface keeps none (before 2.9).
+c10::optional<MemoryStats> device_module_memory_stats();
+// Calls the module's `name`(device index) where it has one (reset_peak_memory_stats, ...);
+// false where it has none.
+bool device_module_call(const char* name);
 
 // The most memory the target may use: its module's own figure where it has one (MPS's
 // recommended working set, another backend's device properties), else the host's.

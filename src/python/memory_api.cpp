@@ -58,17 +58,22 @@ const CountingAllocator& cpu_counter() {
 }
 
 // The target's allocator statistics: torchdevice's counter on the CPU, the target allocator's
-// own elsewhere; nullopt where this torch exposes neither (MPS before torch 2.9).
+// own elsewhere (through torch's allocator interface, else the backend's module); nullopt where
+// this torch exposes neither (MPS before torch 2.9).
 c10::optional<MemoryStats> target_stats() {
   if (on_cpu()) {
     return cpu_counter().stats();
   }
-  return target_device::allocator_stats(target());
+  if (auto stats = target_device::allocator_stats(target())) {
+    return stats;
+  }
+  return device_module_memory_stats();
 }
 
 [[noreturn]] void no_statistic(const std::string& call) {
-  unsupported(call, "this torch's " + c10::DeviceTypeName(target().type(), true) +
-                        " allocator keeps no such statistic (torch >= 2.9 keeps them)");
+  const std::string type = c10::DeviceTypeName(target().type(), /*lower_case=*/true);
+  unsupported(call, "this torch's " + type + " allocator keeps no such statistic (torch >= 2.9 "
+                        "keeps them), nor does torch." + type + ".memory_stats()");
 }
 
 int64_t memory_allocated(const py::object& device) {
@@ -111,7 +116,8 @@ void reset_peak(const py::object& device) {
   resolve(device);
   if (on_cpu()) {
     mutable_cpu_counter().reset_peak();
-  } else if (!target_device::reset_peak(target())) {
+  } else if (!target_device::reset_peak(target()) &&
+             !device_module_call("reset_peak_memory_stats")) {
     no_statistic("reset_peak_memory_stats()");
   }
 }
@@ -120,7 +126,8 @@ void reset_accumulated(const py::object& device) {
   resolve(device);
   if (on_cpu()) {
     mutable_cpu_counter().reset_accumulated();
-  } else if (!target_device::reset_accumulated(target())) {
+  } else if (!target_device::reset_accumulated(target()) &&
+             !device_module_call("reset_accumulated_memory_stats")) {
     no_statistic("reset_accumulated_memory_stats()");
   }
 }

@@ -98,6 +98,36 @@ def test_peak_and_reset():
     assert torch.cuda.memory_reserved() == torch.cuda.memory_allocated()
 
 
+def _target_module():
+    return getattr(torch, torchdevice.target().type, None)
+
+
+@pytest.mark.skipif(torchdevice.target() is None or torchdevice.target().type == "cpu",
+                    reason="the CPU target's own counter: test_peak_and_reset")
+def test_peaks_on_an_accelerator_are_its_allocators():
+    """Through torch's allocator interface (torch >= 2.9), else the backend module's own
+    memory_stats() (torch 2.6 with the stand-in): the target's figures, never a guess."""
+    module = _target_module()
+    if module is None or not hasattr(module, "max_memory_allocated"):
+        pytest.skip(f"torch.{torchdevice.target().type} keeps no peak to compare with")
+    MiB = 1 << 20
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    assert base == module.memory_allocated() == torch.cuda.max_memory_allocated()
+    block = torch.empty(MiB, dtype=torch.uint8, device="cuda")
+    assert torch.cuda.memory_allocated() == base + MiB
+    del block
+    assert torch.cuda.max_memory_allocated() == module.max_memory_allocated() >= base + MiB
+    assert torch.cuda.max_memory_reserved() == module.max_memory_reserved() >= base + MiB
+    stats = torch.cuda.memory_stats()
+    assert stats["allocated_bytes.all.peak"] == torch.cuda.max_memory_allocated()
+    assert stats["allocation.all.allocated"] >= 1
+    torch.cuda.reset_peak_memory_stats()
+    assert torch.cuda.max_memory_allocated() == torch.cuda.memory_allocated() == module.max_memory_allocated()
+    assert "peak" in torch.cuda.memory_summary()
+
+
 @needs_cpu_target
 def test_memory_stats_and_summary():
     torch.cuda.reset_accumulated_memory_stats()
