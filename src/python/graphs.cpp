@@ -145,6 +145,55 @@ void patch_method(const py::object& base, const char* name, Body body, const Ext
   patch(base, name, method);
 }
 
+// Gives `cls` the methods of CUDA's C++ graph class, driving a Recording kept on each instance.
+void give_graph_methods(const py::object& cls, const py::object& recording) {
+  if (Py_TYPE(cls.ptr()) == &PyType_Type) {
+    // A plain Python class (torch's dummy refuses to be created): instances need no C++ state.
+    patch(cls, "__new__", py::cpp_function([](const py::object& type, const py::args&,
+                                              const py::kwargs&) {
+      return py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(&PyBaseObject_Type))
+          .attr("__new__")(type);
+    }, py::name("__new__")));
+  }
+  patch_method(cls, "__init__", [recording](const py::object& self, bool keep_graph) {
+    self.attr(kRecordingAttribute) = recording(keep_graph);
+  }, py::arg("keep_graph") = false);
+  patch_method(cls, "capture_begin",
+               [](const py::object& self, const py::object& pool,
+                  const std::string& capture_error_mode, bool /*check_input_liveness*/) {
+                 recording_of(self).capture_begin(pool, capture_error_mode);
+               },
+               py::arg("pool") = py::none(), py::arg("capture_error_mode") = "global",
+               py::arg("check_input_liveness") = false);
+  patch_method(cls, "capture_end", [](const py::object& self) { recording_of(self).capture_end(); });
+  patch_method(cls, "capture_end_pre",
+               [](const py::object& self) { recording_of(self).capture_end_pre(); });
+  // The recorded ops are the graph's template and its executable both: nothing to finalize.
+  patch_method(cls, "capture_end_post", [](const py::object&) {});
+  patch_method(cls, "instantiate", [](const py::object& self) { recording_of(self).instantiate(); });
+  patch_method(cls, "replay", [](const py::object& self) { recording_of(self).replay(); });
+  patch_method(cls, "reset", [](const py::object& self) { recording_of(self).reset(); });
+  patch_method(cls, "pool", [](const py::object& self) { return recording_of(self).pool(); });
+  patch_method(cls, "pools", [](const py::object& self) { return recording_of(self).pools(); });
+  patch_method(cls, "_retain_pool", [](const py::object& self, const py::object& pool) {
+    recording_of(self).retain_pool(pool);
+  }, py::arg("pool"));
+  patch_method(cls, "enable_debug_mode",
+               [](const py::object& self) { recording_of(self).enable_debug_mode(); });
+  patch_method(cls, "debug_dump", [](const py::object& self, const std::string& path) {
+    recording_of(self).dump(path, /*require_debug_mode=*/true);
+  }, py::arg("debug_path"));
+  for (const char* name : {"raw_cuda_graph", "raw_cuda_graph_exec"}) {
+    const std::string call = std::string("torch.cuda.CUDAGraph.") + name + "()";
+    patch_method(cls, name, [call](const py::object&) {
+      TORCH_CHECK(false, call, no_cuda_graph_objects());
+    });
+  }
+  auto property = py::module_::import("builtins").attr("property");
+  patch(cls, "_has_graph_exec", property(py::cpp_function(
+      [](const py::object& self) { return recording_of(self).has_graph_exec(); })));
+}
+
 }  // namespace
 
 void define_graphs(py::module_& cuda) {
@@ -168,59 +217,27 @@ void define_graphs(py::module_& cuda) {
 
 // torch.cuda.CUDAGraph stays torch's own class, with every hook and callback of the running
 // version: its base torch._C._CUDAGraph, on a torch without CUDA a dummy that refuses to be
-// created, gets the methods CUDA's C++ class has, driving a Recording stored on the instance.
+// created, gets the methods CUDA's C++ class has.
 void install_graphs() {
   auto graphs = py::module_::import("torch.cuda.graphs");
   auto torch_c = py::module_::import("torch._C");
   auto api = py::module_::import("torchdevice._C").attr("_cuda");
-  auto recording = api.attr("_GraphRecording");
+  const py::object recording = api.attr("_GraphRecording");
   const py::object base = torch_c.attr("_CUDAGraph");
   if (Py_TYPE(base.ptr()) == &PyType_Type) {
-    // The dummy (a plain Python class): instances need no C++ state of torch's.
-    patch(base, "__new__", py::cpp_function([](const py::object& cls, const py::args&,
-                                               const py::kwargs&) {
-      return py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(&PyBaseObject_Type))
-          .attr("__new__")(cls);
-    }, py::name("__new__")));
+    give_graph_methods(base, recording);
+  } else {
+    // A torch built with CUDA, on a machine without it: the base is CUDA's C++ class, which
+    // cannot be created here. torch.cuda.CUDAGraph becomes a plain class with the same methods
+    // (torch 2.14's Python-side hooks live on torch's subclass, so not on this one).
+    auto builtins = py::module_::import("builtins");
+    py::dict body;
+    body["__module__"] = "torch.cuda";
+    py::object own = builtins.attr("type")("CUDAGraph", py::make_tuple(builtins.attr("object")), body);
+    give_graph_methods(own, recording);
+    patch(py::module_::import("torch.cuda"), "CUDAGraph", own);
+    patch(graphs, "CUDAGraph", own);
   }
-  patch_method(base, "__init__", [recording](const py::object& self, bool keep_graph) {
-    self.attr(kRecordingAttribute) = recording(keep_graph);
-  }, py::arg("keep_graph") = false);
-  patch_method(base, "capture_begin",
-               [](const py::object& self, const py::object& pool,
-                  const std::string& capture_error_mode, bool /*check_input_liveness*/) {
-                 recording_of(self).capture_begin(pool, capture_error_mode);
-               },
-               py::arg("pool") = py::none(), py::arg("capture_error_mode") = "global",
-               py::arg("check_input_liveness") = false);
-  patch_method(base, "capture_end", [](const py::object& self) { recording_of(self).capture_end(); });
-  patch_method(base, "capture_end_pre",
-               [](const py::object& self) { recording_of(self).capture_end_pre(); });
-  // The recorded ops are the graph's template and its executable both: nothing to finalize.
-  patch_method(base, "capture_end_post", [](const py::object&) {});
-  patch_method(base, "instantiate", [](const py::object& self) { recording_of(self).instantiate(); });
-  patch_method(base, "replay", [](const py::object& self) { recording_of(self).replay(); });
-  patch_method(base, "reset", [](const py::object& self) { recording_of(self).reset(); });
-  patch_method(base, "pool", [](const py::object& self) { return recording_of(self).pool(); });
-  patch_method(base, "pools", [](const py::object& self) { return recording_of(self).pools(); });
-  patch_method(base, "_retain_pool", [](const py::object& self, const py::object& pool) {
-    recording_of(self).retain_pool(pool);
-  }, py::arg("pool"));
-  patch_method(base, "enable_debug_mode",
-               [](const py::object& self) { recording_of(self).enable_debug_mode(); });
-  patch_method(base, "debug_dump", [](const py::object& self, const std::string& path) {
-    recording_of(self).dump(path, /*require_debug_mode=*/true);
-  }, py::arg("debug_path"));
-  for (const char* name : {"raw_cuda_graph", "raw_cuda_graph_exec"}) {
-    const std::string call = std::string("torch.cuda.CUDAGraph.") + name + "()";
-    patch_method(base, name, [call](const py::object&) {
-      TORCH_CHECK(false, call, no_cuda_graph_objects());
-    });
-  }
-  auto property = py::module_::import("builtins").attr("property");
-  patch(base, "_has_graph_exec", property(py::cpp_function(
-      [](const py::object& self) { return recording_of(self).has_graph_exec(); })));
-
   for (const char* name : {"_graph_pool_handle", "_cuda_isCurrentStreamCapturing"}) {
     const char* ours = name[1] == 'g' ? "graph_pool_handle" : "is_current_stream_capturing";
     patch(torch_c, name, api.attr(ours));

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import torchdevice
-from conftest import requires_cuda_redirect
+from conftest import requires_cuda_redirect, run_python
 
 pytestmark = requires_cuda_redirect
 
@@ -180,6 +180,31 @@ def test_torch_keeps_its_own_cuda_graph_class_and_uninstall_gives_its_base_back(
         assert dict(vars(torch._C._CUDAGraph)) == bare
     finally:
         torchdevice.install()
+
+
+def test_a_torch_built_with_cuda_gets_a_graph_class_of_torchdevices():
+    """There torch's base is CUDA's C++ class, which cannot be created without a device; a C++
+    class in its place here takes the same branch."""
+    result = run_python("""
+import torch, torchdevice
+torchdevice.uninstall()
+torch_class = torch.cuda.CUDAGraph
+torch._C._CUDAGraph = torchdevice._C._cuda._GraphRecording
+torchdevice.install()
+assert torch.cuda.CUDAGraph is not torch_class and torch.cuda.CUDAGraph.__module__ == "torch.cuda"
+assert torch.cuda.graphs.CUDAGraph is torch.cuda.CUDAGraph
+x = torch.zeros(2, device="cuda")
+graph = torch.cuda.CUDAGraph()
+with torch.cuda.graph(graph):
+    y = x + 1
+x.fill_(41)
+graph.replay()
+assert y.tolist() == [42.0, 42.0], y
+torchdevice.uninstall()
+assert torch.cuda.CUDAGraph is torch_class
+print("replayed")
+""")
+    assert result.stdout.strip() == "replayed", result.stdout + result.stderr
 
 
 requires_graph_hooks = pytest.mark.skipif(
