@@ -45,3 +45,30 @@ build() {
     -DPython3_EXECUTABLE="$python" >/dev/null
   cmake --build "$build_dir"
 }
+
+# Builds a test device package (tests/standin, tests/mps_emulated: torch >= 2.6) into a virtual
+# environment that sees the system's torch ($build_dir/NAME/venv, incremental), then puts that
+# environment's python first on PATH and in $PYTHON. Returns 3 (and says so) where the installed
+# torch cannot host it. (Called in an || list, so set -e does not reach inside: each step returns.)
+activate_test_device() {  # activate_test_device NAME PACKAGE_DIR
+  local name=$1 package=$2 python version venv start
+  python=$(find_python) || { echo "$name: no Python with torch found" >&2; return 1; }
+  version=$("$python" -c 'import torch; print(torch.__version__)')
+  if ! "$python" -c 'import sys, torch
+major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+sys.exit((major, minor) < (2, 6))'; then
+    echo "$name: torch $version cannot host it (needs >= 2.6); skipped"
+    return 3
+  fi
+  venv=$build_dir/$name/venv
+  if [[ ! -x $venv/bin/python ]]; then
+    "$python" -m venv --system-site-packages --without-pip "$venv" || return 1
+  fi
+  start=$SECONDS
+  # The system's pip, scikit-build-core and torch, seen through --system-site-packages.
+  "$venv/bin/python" -m pip install -q --no-build-isolation --no-deps --no-index \
+    --config-settings=build-dir="$build_dir/$name/build" "$package" || return 1
+  echo "$name: built for torch $version in $((SECONDS - start)) s"
+  export PYTHON=$venv/bin/python
+  export PATH=$venv/bin:$PATH
+}

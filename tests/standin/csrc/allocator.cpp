@@ -1,6 +1,7 @@
 #include "allocator.h"
 
 #include "config.h"
+#include "device.h"
 #include "stream.h"
 
 #include <c10/util/Exception.h>
@@ -66,8 +67,9 @@ size_t allocated(const DeviceMemory& memory) {
 
 [[noreturn]] void out_of_memory(const DeviceMemory& memory, c10::DeviceIndex index, size_t size) {
   if (mps_like()) {
-    // MPS raises a plain RuntimeError (TORCH_CHECK), not torch.OutOfMemoryError, in these words.
-    TORCH_CHECK(false, "standin backend out of memory (standin allocated: ",
+    // MPS raises a plain RuntimeError (TORCH_CHECK), not torch.OutOfMemoryError, in these words
+    // (aten/src/ATen/mps/MPSAllocator.mm, alloc_buffer_block); only the remedy is the emulation's.
+    TORCH_CHECK(false, kName, " backend out of memory (", kName, " allocated: ",
                 format_size(allocated(memory)), ", other allocations: ", format_size(0),
                 ", max allowed: ", format_size(memory.limit), "). Tried to allocate ",
                 format_size(size),
@@ -103,7 +105,10 @@ void free_block(void* context) {
   delete block;
 }
 
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+// The emulated MPS is a DeviceAllocator only where torch's MPS allocator is one
+// (TORCHDEVICE_MPS_DEVICE_ALLOCATOR, set by tests/mps_emulated/CMakeLists.txt).
+#if (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)) && \
+    (!defined(TORCHDEVICE_EMULATED_MPS) || defined(TORCHDEVICE_MPS_DEVICE_ALLOCATOR))
 #define TORCHDEVICE_STANDIN_DEVICE_ALLOCATOR 1
 using AllocatorBase = c10::DeviceAllocator;
 #else
@@ -114,7 +119,7 @@ class DeviceAllocator final : public AllocatorBase {
  public:
   c10::DataPtr allocate(size_t size) override {
     const c10::DeviceIndex index = current_device();
-    const c10::Device device(c10::DeviceType::PrivateUse1, index);
+    const c10::Device device = device_at(index);
     if (size == 0) {
       return {nullptr, nullptr, &free_block, device};
     }
@@ -291,5 +296,5 @@ bool is_pinned(const void* data) { return pinned->contains(data); }
 
 } // namespace torchdevice::standin
 
-// Registered at load: from here on every PrivateUse1 storage is allocated by the stand-in.
-REGISTER_ALLOCATOR(c10::DeviceType::PrivateUse1, &torchdevice::standin::allocator_instance);
+// Registered at load: from here on every storage of the device is allocated here.
+REGISTER_ALLOCATOR(torchdevice::standin::kDeviceType, &torchdevice::standin::allocator_instance);

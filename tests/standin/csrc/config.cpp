@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "device.h"
+
 #include <c10/util/Exception.h>
 
 #include <unistd.h>
@@ -12,6 +14,7 @@ namespace {
 
 struct Config {
   bool mps_like = false;
+  int macos = 13;
   c10::DeviceIndex device_count = 1;
   size_t memory_limit = 0;
 };
@@ -25,6 +28,16 @@ size_t physical_memory() {
 
 Config read_config() {
   Config config;
+#ifdef TORCHDEVICE_EMULATED_MPS
+  config.mps_like = true;
+  config.macos = 15;
+  if (const char* macos = std::getenv("TORCHDEVICE_MPS_MACOS")) {
+    const long version = std::strtol(macos, nullptr, 10);
+    TORCH_CHECK(version >= 13 && version <= 15, "TORCHDEVICE_MPS_MACOS must be 13, 14 or 15, got '",
+                macos, "'");
+    config.macos = static_cast<int>(version);
+  }
+#else
   const char* mode = std::getenv("TORCHDEVICE_STANDIN");
   config.mps_like = mode != nullptr && std::strcmp(mode, "mps") == 0;
   if (const char* devices = std::getenv("TORCHDEVICE_STANDIN_DEVICES")) {
@@ -33,6 +46,7 @@ Config read_config() {
                 static_cast<int>(kMaxDevices), ", got '", devices, "'");
     config.device_count = static_cast<c10::DeviceIndex>(count);
   }
+#endif
   config.memory_limit = physical_memory();
   if (const char* limit = std::getenv("TORCHDEVICE_STANDIN_MEMORY_LIMIT")) {
     char* end = nullptr;
@@ -53,13 +67,15 @@ const Config& config() {
 
 bool mps_like() { return config().mps_like; }
 
+int macos_version() { return config().macos; }
+
 c10::DeviceIndex device_count() { return config().device_count; }
 
 size_t default_memory_limit() { return config().memory_limit; }
 
 void check_device_index(c10::DeviceIndex index) {
   TORCH_CHECK(index >= 0 && index < device_count(), "Invalid device index ",
-              static_cast<int>(index), ": the standin backend has ",
+              static_cast<int>(index), ": the ", kName, " backend has ",
               static_cast<int>(device_count()), " device(s)");
 }
 

@@ -3,7 +3,11 @@
 // `_thnn_*` kernels, and kaiser_window to a DispatchStub with no CPU route. torch has no CPU kernel
 // for the first two, so the CPU fallback cannot serve them; every real PrivateUse1 backend (NPU,
 // MUSA, ...) implements them. The stand-in computes each on the CPU with torch's own ops and hands
-// the results back on the device, as the fallback does for everything else.
+// the results back on the device, as the fallback does for everything else. A Linux torch sends
+// MPS tensors the same way (its MPS branches are compiled for macOS only), so the emulated MPS
+// takes them too.
+#include "device.h"
+
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -203,7 +207,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
+TORCH_LIBRARY_IMPL(aten, TORCHDEVICE_DEVICE_KEY, m) {
   m.impl("native_batch_norm", TORCH_FN(native_batch_norm));
   m.impl("mse_loss", TORCH_FN(mse_loss));
   m.impl("smooth_l1_loss", TORCH_FN(smooth_l1_loss));

@@ -1,37 +1,15 @@
 // The stand-in's DeviceGuardImplInterface: current device and stream per thread, streams that run
-// later (stream.h), and events that mark a point in a stream and complete when the stream gets there.
+// later (stream.h), and events that mark a point in a stream and complete when the stream gets there
+// (events.h).
 #include "config.h"
+#include "events.h"
 #include "stream.h"
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <memory>
-#include <mutex>
-
 namespace torchdevice::standin {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// One event: each record() bumps `recorded`; the stream's worker sets `completed` to that
-// version (and takes the time) when it reaches the record.
-struct EventState {
-  std::mutex mutex;
-  std::condition_variable changed;
-  uint64_t recorded = 0;
-  uint64_t completed = 0;
-  Clock::time_point when;
-  bool timing = false;
-};
-
-// torch hands the guard a void** slot; the slot owns a shared_ptr so that a record still queued on
-// a stream keeps the state alive after the event is destroyed.
-using EventHandle = std::shared_ptr<EventState>;
-
-EventState& state_of(void* event) { return **static_cast<EventHandle*>(event); }
 
 class Guard final : public c10::impl::DeviceGuardImplInterface {
  public:
@@ -81,7 +59,7 @@ class Guard final : public c10::impl::DeviceGuardImplInterface {
   }
 
   void destroyEvent(void* event, const c10::DeviceIndex /*device_index*/) const noexcept override {
-    delete static_cast<EventHandle*>(event);
+    destroy_event(event);
   }
 
   void record(void** event, const c10::Stream& stream, const c10::DeviceIndex device_index,
@@ -90,52 +68,14 @@ class Guard final : public c10::impl::DeviceGuardImplInterface {
                 "Event device index ", static_cast<int>(device_index),
                 " does not match recording stream's device index ",
                 static_cast<int>(stream.device_index()), ".");
-    if (*event == nullptr) {
-      auto* handle = new EventHandle(std::make_shared<EventState>());
-      (*handle)->timing = flag == c10::EventFlag::BACKEND_DEFAULT;
-      *event = handle;
-    }
-    EventHandle state = *static_cast<EventHandle*>(*event);
-    uint64_t version = 0;
-    {
-      std::lock_guard<std::mutex> lock(state->mutex);
-      version = ++state->recorded;
-    }
-    enqueue(stream, [state, version] {
-      const Clock::time_point now = Clock::now();
-      std::lock_guard<std::mutex> lock(state->mutex);
-      if (version > state->completed) {
-        state->completed = version;
-        state->when = now;
-      }
-      state->changed.notify_all();
-    });
+    record_event(event, stream, flag);
   }
 
   void block(void* event, const c10::Stream& stream) const override {
-    if (event == nullptr) {
-      return;  // never recorded: nothing to wait for
-    }
-    EventHandle state = *static_cast<EventHandle*>(event);
-    uint64_t version = 0;
-    {
-      std::lock_guard<std::mutex> lock(state->mutex);
-      version = state->recorded;
-    }
-    enqueue(stream, [state, version] {
-      std::unique_lock<std::mutex> lock(state->mutex);
-      state->changed.wait(lock, [&] { return state->completed >= version; });
-    });
+    block_on_event(event, stream);
   }
 
-  bool queryEvent(void* event) const override {
-    if (event == nullptr) {
-      return true;
-    }
-    EventState& state = state_of(event);
-    std::lock_guard<std::mutex> lock(state.mutex);
-    return state.completed >= state.recorded;
-  }
+  bool queryEvent(void* event) const override { return query_event(event); }
 
   c10::DeviceIndex deviceCount() const noexcept override { return device_count(); }
 
@@ -143,42 +83,14 @@ class Guard final : public c10::impl::DeviceGuardImplInterface {
 
   void synchronizeStream(const c10::Stream& stream) const override { synchronize_stream(stream); }
 
-  void synchronizeEvent(void* event) const override {
-    if (event == nullptr) {
-      return;
-    }
-    EventState& state = state_of(event);
-    std::unique_lock<std::mutex> lock(state.mutex);
-    const uint64_t version = state.recorded;
-    state.changed.wait(lock, [&] { return state.completed >= version; });
-  }
+  void synchronizeEvent(void* event) const override { synchronize_event(event); }
 
   void synchronizeDevice(const c10::DeviceIndex device_index) const override {
     synchronize_device(device_index);
   }
 
   double elapsedTime(void* start, void* end, const c10::DeviceIndex /*device_index*/) const override {
-    TORCH_CHECK(start != nullptr && end != nullptr,
-                "Both events must be recorded before calculating elapsed time.");
-    EventState& first = state_of(start);
-    EventState& second = state_of(end);
-    Clock::time_point begin;
-    Clock::time_point finish;
-    {
-      std::lock_guard<std::mutex> lock(first.mutex);
-      TORCH_CHECK(first.timing, "Both events must be created with argument 'enable_timing=True'.");
-      TORCH_CHECK(first.completed == first.recorded && first.completed > 0,
-                  "Both events must be completed before calculating elapsed time.");
-      begin = first.when;
-    }
-    {
-      std::lock_guard<std::mutex> lock(second.mutex);
-      TORCH_CHECK(second.timing, "Both events must be created with argument 'enable_timing=True'.");
-      TORCH_CHECK(second.completed == second.recorded && second.completed > 0,
-                  "Both events must be completed before calculating elapsed time.");
-      finish = second.when;
-    }
-    return std::chrono::duration<double, std::milli>(finish - begin).count();
+    return elapsed_ms(start, end);
   }
 };
 

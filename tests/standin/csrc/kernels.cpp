@@ -2,8 +2,13 @@
 
 #include "allocator.h"
 #include "config.h"
+#include "device.h"
 #include "hooks.h"
 #include "stream.h"
+
+#ifdef TORCHDEVICE_EMULATED_MPS
+#include "../../mps_emulated/csrc/missing_ops.h"
+#endif
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/EmptyTensor.h>
@@ -37,13 +42,12 @@ void check_dtype(c10::ScalarType dtype) {
   if (!mps_like()) {
     return;
   }
-  // MPS's refusals (TypeError), with the stand-in's name.
-  TORCH_CHECK_TYPE(dtype != at::kDouble,
-                   "Cannot convert a standin Tensor to float64 dtype as the standin framework "
-                   "doesn't support float64. Please use float32 instead.");
-  TORCH_CHECK_TYPE(dtype != at::kBFloat16,
-                   "standin BFloat16 is not supported in the MPS-like mode (as MPS before "
-                   "MacOS 14)");
+  // MPS's refusals (TypeError), in its words (aten/src/ATen/native/mps/OperationUtils.mm,
+  // getMPSDataType; aten/src/ATen/mps/EmptyTensor.cpp).
+  TORCH_CHECK_TYPE(dtype != at::kDouble, "Cannot convert a ", kName, " Tensor to float64 dtype as the ",
+                   kName, " framework doesn't support float64. Please use float32 instead.");
+  TORCH_CHECK_TYPE(dtype != at::kBFloat16 || macos_version() >= 14, kName,
+                   " BFloat16 is only supported on MacOS 14 or newer");
 }
 
 at::Tensor empty_memory_format(at::IntArrayRef size, std::optional<c10::ScalarType> dtype,
@@ -55,7 +59,7 @@ at::Tensor empty_memory_format(at::IntArrayRef size, std::optional<c10::ScalarTy
   check_dtype(scalar_type);
   const c10::DeviceGuard guard(c10::device_or_default(device));
   return at::detail::empty_generic(size, &device_allocator(),
-                                   c10::DispatchKeySet(c10::DispatchKey::PrivateUse1), scalar_type,
+                                   c10::DispatchKeySet(kDispatchKey), scalar_type,
                                    memory_format);
 }
 
@@ -66,14 +70,14 @@ at::Tensor empty_strided(at::IntArrayRef size, at::IntArrayRef stride,
   check_dtype(scalar_type);
   const c10::DeviceGuard guard(c10::device_or_default(device));
   return at::detail::empty_strided_generic(size, stride, &device_allocator(),
-                                           c10::DispatchKeySet(c10::DispatchKey::PrivateUse1),
+                                           c10::DispatchKeySet(kDispatchKey),
                                            scalar_type);
 }
 
 // The stand-in's memory is host memory: a CPU tensor over the same bytes lets torch's CPU
 // kernels read and write it in place.
 at::Tensor host_view(const at::Tensor& tensor) {
-  if (!tensor.device().is_privateuseone()) {
+  if (!on_device(tensor)) {
     return tensor;
   }
   at::Tensor view = at::from_blob(tensor.data_ptr(), tensor.sizes(), tensor.strides(),
@@ -86,7 +90,7 @@ at::Tensor host_view(const at::Tensor& tensor) {
 // Work queued on the calling thread's current stream of the tensor's device completes before
 // the host touches its memory, as a blocking copy waits for its stream.
 void wait_for_stream(const at::Tensor& tensor) {
-  if (tensor.device().is_privateuseone()) {
+  if (on_device(tensor)) {
     synchronize_stream(current_stream(tensor.device().index()));
   }
 }
@@ -122,13 +126,13 @@ void copy_later(const at::Tensor& source, const at::Tensor& destination) {
 
 at::Tensor copy_from(const at::Tensor& self, const at::Tensor& dst, bool non_blocking) {
   for (const at::Tensor* tensor : {&self, &dst}) {
-    TORCH_CHECK(tensor->device().is_cpu() || tensor->device().is_privateuseone(),
-                "standin: cannot copy between ", self.device(), " and ", dst.device());
+    TORCH_CHECK(tensor->device().is_cpu() || on_device(*tensor), kName, ": cannot copy between ",
+                self.device(), " and ", dst.device());
   }
   if (dst.numel() == 0) {
     return dst;
   }
-  if (mps_like() && non_blocking && self.device().is_cpu() && dst.device().is_privateuseone()) {
+  if (mps_like() && non_blocking && self.device().is_cpu() && on_device(dst)) {
     copy_later(self, dst);
     return dst;
   }
@@ -137,6 +141,15 @@ at::Tensor copy_from(const at::Tensor& self, const at::Tensor& dst, bool non_blo
   host_view(dst).copy_(host_view(self));
   return dst;
 }
+
+#ifdef TORCHDEVICE_EMULATED_MPS
+// torch's copy_ sends MPS copies to MPS's own copy (a DispatchStub a Linux torch has no entry in),
+// not to _copy_from: the emulated MPS takes copy_ itself, in both directions.
+at::Tensor& copy_(at::Tensor& self, const at::Tensor& src, bool non_blocking) {
+  copy_from(src, self, non_blocking);
+  return self;
+}
+#endif
 
 const at::Tensor& resize_kernel(const at::Tensor& self, at::IntArrayRef size,
                          std::optional<c10::MemoryFormat> memory_format) {
@@ -168,12 +181,12 @@ bool is_generator(const c10::Argument& argument) {
 std::optional<c10::DeviceIndex> standin_device(const torch::jit::Stack& stack, size_t first) {
   for (size_t i = first; i < stack.size(); ++i) {
     const c10::IValue& value = stack[i];
-    if (value.isTensor() && value.toTensor().device().is_privateuseone()) {
+    if (value.isTensor() && on_device(value.toTensor())) {
       return value.toTensor().device().index();
     }
     if (value.isTensorList()) {
       for (const at::Tensor& tensor : value.toTensorList().vec()) {
-        if (tensor.defined() && tensor.device().is_privateuseone()) {
+        if (on_device(tensor)) {
           return tensor.device().index();
         }
       }
@@ -188,6 +201,9 @@ std::optional<c10::DeviceIndex> standin_device(const torch::jit::Stack& stack, s
 void fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const auto& arguments = op.schema().arguments();
   const size_t first = stack->size() - arguments.size();
+#ifdef TORCHDEVICE_EMULATED_MPS
+  check_mps_op(op, *stack, first);
+#endif
   const std::optional<c10::DeviceIndex> device = standin_device(*stack, first);
   std::vector<std::pair<at::Generator, at::Generator>> lent;
   std::vector<std::unique_lock<std::mutex>> locks;
@@ -197,7 +213,7 @@ void fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
     }
     c10::IValue& value = (*stack)[first + i];
     at::Generator own;
-    if (value.isGenerator() && value.toGenerator().device().is_privateuseone()) {
+    if (value.isGenerator() && value.toGenerator().device().type() == kDeviceType) {
       own = value.toGenerator();
     } else if (value.isNone() && device.has_value()) {
       own = default_generator(*device);
@@ -258,15 +274,18 @@ void register_autocast() {
   KERNEL_PRIVATEUSEONE(sum, fp32)
 }
 
-TORCH_LIBRARY_IMPL(_, PrivateUse1, m) {
+TORCH_LIBRARY_IMPL(_, TORCHDEVICE_DEVICE_KEY, m) {
   m.fallback(torch::CppFunction::makeFromBoxedFunction<&fallback>());
 }
 
-TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
+TORCH_LIBRARY_IMPL(aten, TORCHDEVICE_DEVICE_KEY, m) {
   m.impl("empty.memory_format", TORCH_FN(empty_memory_format));
   m.impl("empty_strided", TORCH_FN(empty_strided));
   m.impl("_copy_from", TORCH_FN(copy_from));
   m.impl("_copy_from_and_resize", TORCH_FN(copy_from_and_resize));
+#ifdef TORCHDEVICE_EMULATED_MPS
+  m.impl("copy_", TORCH_FN(copy_));
+#endif
   m.impl("resize_", TORCH_FN(resize_kernel));
   m.impl("_local_scalar_dense", TORCH_FN(local_scalar_dense));
   // Views alias the same memory: the CPU fallback would hand back copies.

@@ -1,6 +1,7 @@
 #include "stream.h"
 
 #include "config.h"
+#include "device.h"
 
 #include <c10/util/Exception.h>
 
@@ -130,8 +131,6 @@ std::vector<Queue*> device_queues(c10::DeviceIndex index) {
   return queues;
 }
 
-c10::Device device(c10::DeviceIndex index) { return {c10::DeviceType::PrivateUse1, index}; }
-
 thread_local c10::DeviceIndex tls_device = 0;
 thread_local std::array<c10::StreamId, kMaxDevices> tls_streams{};
 
@@ -153,7 +152,7 @@ void set_current_device(c10::DeviceIndex index) {
 
 c10::Stream current_stream(c10::DeviceIndex index) {
   index = resolve(index);
-  return c10::Stream(c10::Stream::UNSAFE, device(index), tls_streams[index]);
+  return c10::Stream(c10::Stream::UNSAFE, device_at(index), tls_streams[index]);
 }
 
 c10::Stream exchange_stream(c10::Stream stream) {
@@ -165,14 +164,14 @@ c10::Stream exchange_stream(c10::Stream stream) {
 c10::Stream stream_from_pool(c10::DeviceIndex index) {
   index = resolve(index);
   const uint32_t slot = registry->next_pool[index]++ % kPoolSize;
-  return c10::Stream(c10::Stream::UNSAFE, device(index), static_cast<c10::StreamId>(1 + slot));
+  return c10::Stream(c10::Stream::UNSAFE, device_at(index), static_cast<c10::StreamId>(1 + slot));
 }
 
 c10::Stream new_stream(c10::DeviceIndex index) {
   index = resolve(index);
   std::lock_guard<std::mutex> lock(registry->mutex);
   const c10::StreamId id = kPoolSize + 1 + registry->next_new[index]++;
-  return c10::Stream(c10::Stream::UNSAFE, device(index), id);
+  return c10::Stream(c10::Stream::UNSAFE, device_at(index), id);
 }
 
 void enqueue(c10::Stream stream, std::function<void()> task) {

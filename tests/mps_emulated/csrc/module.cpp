@@ -1,0 +1,21 @@
+// torchdevice_mps_emulated._C: loading it registers the emulated MPS (guard, allocator, hooks,
+// kernels: static registrations in the other files); what it defines is for tests.
+#include "../../standin/csrc/config.h"
+#include "../../standin/csrc/stream.h"
+
+#include <torch/extension.h>
+
+#include <chrono>
+#include <thread>
+
+PYBIND11_MODULE(_C, m) {
+  namespace standin = torchdevice::standin;
+  m.def("macos_version", &standin::macos_version);
+  // Like torch.cuda._sleep: keeps MPS's stream busy for a number of milliseconds, so a test can
+  // see work that is queued and not yet done.
+  m.def("sleep", [](double milliseconds) {
+    standin::enqueue(standin::current_stream(0), [milliseconds] {
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(milliseconds));
+    });
+  });
+}
