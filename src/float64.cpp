@@ -29,11 +29,12 @@ uint8_t bit_of(c10::ScalarType dtype) {
                                                    : 0;
 }
 
-// Asked of the target itself, so every backend answers for itself: an empty tensor of `dtype`
-// that the backend refuses to make is a dtype it lacks.
+// Asked of the target itself, so every backend answers for itself: a dtype the backend refuses
+// to make a tensor of, or to compute with, is one it lacks. Both are asked: MPS makes complex128
+// tensors and refuses every op on them.
 bool refuses(c10::Device target, c10::ScalarType dtype) {
   try {
-    at::empty({0}, at::TensorOptions().device(target).dtype(dtype));
+    at::empty({1}, at::TensorOptions().device(target).dtype(dtype)).zero_();
     return false;
   } catch (const c10::Error&) {
     return true;

@@ -5,7 +5,13 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/library.h>
 
+#include "torchdevice/log.h"
+
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 #endif
@@ -195,7 +201,149 @@ bool takes(c10d::ProcessGroup& group, c10::DeviceType device_type) {
          group.getBackend(device_type)->getBackendName() != "gloo";
 }
 
+// Op-level staging (register_staged_ops): the stack's device tensors swapped for CPU copies,
+// remembered so that what the op wrote goes back and its results name the device tensors.
+class Staging {
+ public:
+  c10::IValue to_host(const c10::IValue& value) {
+    if (value.isTensor()) {
+      return host(value.toTensor());
+    }
+    if (value.isTensorList()) {
+      return host(value.toTensorList());
+    }
+    if (value.isList()) {  // Tensor[][]: allgather's and reduce_scatter's lists of lists
+      const auto items = value.toListRef();
+      if (!items.empty() && items.front().isTensorList()) {
+        c10::List<c10::List<at::Tensor>> lists;
+        for (const auto& item : items) {
+          lists.push_back(host(item.toTensorList()));
+        }
+        return lists;
+      }
+    }
+    return value;
+  }
+
+  // The device tensor a result stands for, and back where the op wrote.
+  c10::IValue to_device(const c10::IValue& value) {
+    if (value.isTensor()) {
+      return device(value.toTensor());
+    }
+    if (value.isTensorList()) {
+      c10::List<at::Tensor> list;
+      for (const at::Tensor& tensor : value.toTensorList().vec()) {
+        list.push_back(device(tensor));
+      }
+      return list;
+    }
+    return value;
+  }
+
+  void copy_back() {
+    for (auto& [impl, pair] : moved_) {
+      pair.first.copy_(pair.second);
+    }
+  }
+
+ private:
+  at::Tensor host(const at::Tensor& tensor) {
+    if (!tensor.defined() || tensor.is_cpu()) {
+      return tensor;
+    }
+    at::Tensor copy = tensor.to(at::kCPU);
+    moved_.emplace(copy.unsafeGetTensorImpl(), std::make_pair(tensor, copy));
+    return copy;
+  }
+
+  c10::List<at::Tensor> host(const c10::List<at::Tensor>& tensors) {
+    c10::List<at::Tensor> copies;
+    for (const at::Tensor& tensor : tensors.vec()) {
+      copies.push_back(host(tensor));
+    }
+    return copies;
+  }
+
+  at::Tensor device(const at::Tensor& tensor) {
+    auto found = tensor.defined() ? moved_.find(tensor.unsafeGetTensorImpl()) : moved_.end();
+    return found == moved_.end() ? tensor : found->second.first;
+  }
+
+  // By the CPU copy's TensorImpl: the device tensor and its copy.
+  std::unordered_map<const c10::TensorImpl*, std::pair<at::Tensor, at::Tensor>> moved_;
+};
+
+void staged_op(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const size_t arguments = op.schema().arguments().size();
+  Staging staging;
+  for (size_t i = stack->size() - arguments; i < stack->size(); ++i) {
+    (*stack)[i] = staging.to_host((*stack)[i]);
+  }
+  op.callBoxed(stack);  // the CPU kernel: the group's CPU backend
+  const size_t returns = op.schema().returns().size();
+  c10::List<at::Tensor> results;
+  std::vector<size_t> works;
+  for (size_t i = stack->size() - returns; i < stack->size(); ++i) {
+    c10::IValue& value = (*stack)[i];
+    if (value.isCustomClass()) {
+      value.toCustomClass<Work>()->wait();
+      works.push_back(i);
+    }
+  }
+  staging.copy_back();
+  for (size_t i = stack->size() - returns; i < stack->size(); ++i) {
+    c10::IValue& value = (*stack)[i];
+    value = staging.to_device(value);
+    if (value.isTensorList()) {
+      results = value.toTensorList();
+    }
+  }
+  for (size_t i : works) {
+    (*stack)[i] = c10::IValue(completed(c10::IValue(results)));
+  }
+}
+
+std::mutex staged_ops_mutex;
+std::unique_ptr<torch::Library> staged_ops;
+
 }  // namespace
+
+void register_staged_ops(const Redirect& redirect) {
+  std::lock_guard<std::mutex> lock(staged_ops_mutex);
+  staged_ops.reset();  // a retarget changes the target's key
+  const c10::Device target = redirect.target();
+  if (redirect.empty() || target.is_cpu() || target.is_cuda()) {
+    return;
+  }
+  const auto key = c10::computeDispatchKey(c10::nullopt, c10::kStrided, target);
+  auto& dispatcher = c10::Dispatcher::singleton();
+  for (const auto& name : dispatcher.getAllOpNames()) {
+    if (name.name.rfind("c10d::", 0) != 0) {
+      continue;
+    }
+    const auto op = dispatcher.findOp(name);
+    if (!op || !op->hasKernelForDispatchKey(c10::DispatchKey::CPU) ||
+        op->hasKernelForDispatchKey(key)) {
+      continue;
+    }
+    if (!staged_ops) {
+      staged_ops = std::make_unique<torch::Library>(torch::Library::IMPL, "c10d", key, __FILE__,
+                                                    __LINE__);
+    }
+    const std::string qualified = name.overload_name.empty()
+                                      ? name.name
+                                      : name.name + "." + name.overload_name;
+    staged_ops->impl(qualified.substr(6).c_str(), torch::CppFunction::makeFromBoxedFunction<&staged_op>());
+  }
+  if (staged_ops) {
+    log::debug(std::string("c10d ops staged through the cpu for ") + c10::toString(key));
+  }
+}
+
+void deregister_staged_ops() {
+  std::lock_guard<std::mutex> lock(staged_ops_mutex);
+  staged_ops.reset();
+}
 
 bool stage_through_cpu(const std::string& group_name, c10::DeviceType device_type) {
   auto group = c10d::resolve_process_group(group_name);
@@ -214,6 +362,9 @@ bool stage_through_cpu(const std::string& group_name, c10::DeviceType device_typ
 bool stage_through_cpu(const std::string& /*group_name*/, c10::DeviceType /*device_type*/) {
   return false;
 }
+
+void register_staged_ops(const Redirect& /*redirect*/) {}
+void deregister_staged_ops() {}
 
 #endif
 

@@ -9,6 +9,7 @@
 #include "torchdevice/log.h"
 #include "torchdevice/missing_ops.h"
 #include "torchdevice/pinning.h"
+#include "torchdevice/staged_backend.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -46,6 +47,7 @@ void register_all(const Redirect& redirect) {
   register_amp_kernels(redirect);
   register_pinning(redirect);
   register_missing_ops(redirect);
+  register_staged_ops(redirect);
 }
 
 void deregister_all() {
@@ -54,6 +56,7 @@ void deregister_all() {
   deregister_amp_kernels();
   deregister_pinning();
   deregister_missing_ops();
+  deregister_staged_ops();
 }
 
 }  // namespace
@@ -80,6 +83,7 @@ Redirect install(const Availability& available, const c10::optional<std::string>
           register_amp_kernels(redirect);
           register_pinning(redirect);
           register_missing_ops(redirect);
+          register_staged_ops(redirect);
           log::info("torchdevice: retargeted: " + describe(redirect));
         }
         float64::configure(policy, redirect.target());

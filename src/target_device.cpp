@@ -333,7 +333,12 @@ bool has_pinned_memory(c10::DeviceType type) {
     return false;
   }
   try {
-    return at::globalContext().getPinnedMemoryAllocator(type) != nullptr;
+    // Pinned memory is host memory: torch's pin_memory() puts it under a CPU tensor. An
+    // allocator whose blocks say they are on the device (MPS's before 2026: "Attempted to set
+    // the storage of a tensor on device cpu to a storage on different device mps:0") cannot
+    // serve it, so the target counts as one without.
+    auto* allocator = at::globalContext().getPinnedMemoryAllocator(type);
+    return allocator != nullptr && allocator->allocate(1).device().is_cpu();
   } catch (const c10::Error&) {
     return false;  // the backend's hooks refuse (MPS before its pinned allocator, no hooks)
   }
@@ -352,8 +357,27 @@ bool synchronize_current_stream(c10::Device device) {
   if (guard == nullptr) {
     return device.is_cpu();  // the CPU's work is done when submitted
   }
-  return synchronize_stream_with(guard, guard->getStream(device)) ||
-         synchronize_with(guard, device.index());
+  // Whether the guard synchronizes streams, learnt at the first call per type (0: not asked yet,
+  // 1: yes, 2: no): the interface declares it for every backend, and MPS's guard does not
+  // implement it (the base class throws), so only a call can tell. A backend without it has
+  // one stream (MPS), whose synchronization is the device's.
+  static std::atomic<uint8_t> answers[c10::COMPILE_TIME_MAX_DEVICE_TYPES];
+  auto& answer = answers[static_cast<size_t>(device.type())];
+  if (answer.load(std::memory_order_relaxed) != 2) {
+    try {
+      const bool done = synchronize_stream_with(guard, guard->getStream(device));
+      answer.store(1, std::memory_order_relaxed);
+      if (done) {
+        return true;
+      }
+    } catch (const c10::Error&) {
+      if (answer.load(std::memory_order_relaxed) == 1) {
+        throw;  // the stream's own failure, not a missing implementation
+      }
+      answer.store(2, std::memory_order_relaxed);
+    }
+  }
+  return synchronize_with(guard, device.index());
 }
 
 bool is_out_of_memory(const c10::Error& error) {

@@ -61,7 +61,8 @@ bool has_device_events(c10::Device device);
 c10::optional<std::vector<c10::ScalarType>> autocast_dtypes(c10::DeviceType type);
 
 // Whether `type` has page-locked host memory for its copies: its hooks' pinned allocator, which
-// torch's pin_memory() uses (torch >= 2.6). False for the CPU, which has nothing to page-lock.
+// torch's pin_memory() uses (torch >= 2.6), where it hands out host (CPU-tagged) memory. False for
+// the CPU, which has nothing to page-lock.
 bool has_pinned_memory(c10::DeviceType type);
 
 // Whether a non_blocking copy from pageable (unpinned) host memory to `device` may still read
@@ -70,8 +71,8 @@ bool has_pinned_memory(c10::DeviceType type);
 bool may_defer_pageable_copies(c10::Device device);
 
 // Blocks until the work queued on `device`'s current stream has finished: the guard's stream
-// synchronisation where this torch has one, else the whole device's. False where neither exists
-// (torch < 2.1), as synchronize().
+// synchronisation where the backend implements one (MPS's guard does not), else the whole
+// device's. False where neither exists (torch < 2.1), as synchronize().
 bool synchronize_current_stream(c10::Device device);
 
 // Whether `error` is a device running out of memory, in the words of any backend torch has (its

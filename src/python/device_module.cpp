@@ -1,5 +1,7 @@
 #include "device_module.h"
 
+#include <torch/version.h>
+
 #include <c10/util/Exception.h>
 #include <torch/csrc/Dtype.h>
 
@@ -112,7 +114,14 @@ bool target_has_inductor() {
     auto common = py::module_::import("torch._inductor.codegen.common");
     common.attr("init_backend_registration")();
     const std::string name = c10::DeviceTypeName(type, /*lower_case=*/true);
-    found = answers.emplace(type, !common.attr("get_scheduling_for_device")(name).is_none()).first;
+    bool has = !common.attr("get_scheduling_for_device")(name).is_none();
+    if (type == c10::DeviceType::MPS) {
+      // Inductor's Metal code generator needs torch's shader compiler (macOS builds only), and
+      // before torch 2.9 it was a prototype that failed on reductions.
+      has = has && py::hasattr(py::module_::import("torch._C"), "_mps_compileShader") &&
+            (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9));
+    }
+    found = answers.emplace(type, has).first;
   }
   return found->second;
 }

@@ -22,6 +22,7 @@
 #include "patch.h"
 #include "report.h"
 #include "serialization.h"
+#include "sharing.h"
 #include "streams.h"
 #include "unsupported.h"
 #include "torchdevice/dispatch.h"
@@ -104,6 +105,7 @@ py::object install_all(const c10::optional<std::string>& target,
     install_amp();
     if (!redirect.empty()) {
       install_serialization();
+      install_sharing();
     }
   } catch (...) {
     uninstall_all();

@@ -38,10 +38,11 @@ def redirected_dtype(dtype):
 
 
 def target_refuses(dtype):
-    """Whether the target has no `dtype` (float64 and bfloat16 on MPS before macOS 14, the
-    stand-in in its MPS-like mode): it refuses to make even an empty tensor of it."""
+    """Whether the target has no `dtype` (float64 and complex128 on MPS, bfloat16 there before
+    macOS 14, the stand-in in its MPS-like mode): it refuses to make a tensor of it, or to compute
+    with one (MPS makes complex128 tensors and refuses every op on them)."""
     try:
-        torch.empty(0, dtype=dtype, device=torchdevice.target())
+        torch.empty(1, dtype=dtype, device=torchdevice.target()).zero_()
         return False
     except (RuntimeError, TypeError):
         return True
@@ -66,11 +67,42 @@ def pytest_terminal_summary(terminalreporter):
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# The test devices' switches: they say what the machine has (the stand-in accelerator, the
+# emulated MPS), not what torchdevice does.
+TEST_DEVICE_SWITCHES = ("TORCHDEVICE_STANDIN", "TORCHDEVICE_MPS_EMULATED", "TORCHDEVICE_MPS_MACOS")
+
+# The emulated MPS (tests/mps_emulated): DeviceType::MPS itself, on Linux.
+EMULATED_MPS = (os.environ.get("TORCHDEVICE_MPS_EMULATED") == "1"
+                and torch.backends.mps.is_available())
+requires_emulated_mps = pytest.mark.skipif(
+    not EMULATED_MPS, reason="needs the emulated MPS (bash scripts/mps-emulated.sh)")
+
+# Targets whose host-to-device non_blocking copies read their source only when their stream gets
+# there, as MPS's do (pytorch#139550): the emulated MPS and the stand-in's MPS-like mode.
+DEFERS_COPIES = EMULATED_MPS or (hasattr(torch, "standin")
+                                 and os.environ.get("TORCHDEVICE_STANDIN") == "mps")
+
+
+def keep_target_busy(milliseconds):
+    """Queues that much work on the target's stream first (as torch.cuda._sleep does)."""
+    if EMULATED_MPS:
+        import torchdevice_mps_emulated
+
+        torchdevice_mps_emulated.sleep(milliseconds)
+    else:
+        torch.standin._sleep(milliseconds)
+
+
+def without_test_devices(env):
+    """`env` for a CPU reference run: no test device loaded in it."""
+    return {k: v for k, v in env.items() if not k.startswith(TEST_DEVICE_SWITCHES)}
+
+
 def environment_without_torchdevice():
     """os.environ for a child that decides about torchdevice itself: none of its switches, except
-    the stand-in accelerator's (TORCHDEVICE_STANDIN*), which say what the machine has."""
+    the test devices' (TEST_DEVICE_SWITCHES), which say what the machine has."""
     return {k: v for k, v in os.environ.items()
-            if not k.startswith("TORCHDEVICE_") or k.startswith("TORCHDEVICE_STANDIN")}
+            if not k.startswith("TORCHDEVICE_") or k.startswith(TEST_DEVICE_SWITCHES)}
 
 
 @pytest.fixture(autouse=True)

@@ -8,22 +8,14 @@ import pytest
 import torch
 
 import torchdevice
-from conftest import REDIRECTS_CUDA, run_python
+from conftest import REDIRECTS_CUDA, run_python, target_refuses
 
 pytestmark = pytest.mark.skipif(not REDIRECTS_CUDA, reason="CUDA is not redirected here")
 
 NARROWED = ["float64 -> float32", "complex128 -> complex64"]
 
 
-def _target_refuses_float64():
-    try:
-        torch.empty(0, dtype=torch.float64, device=torchdevice.target())
-    except (TypeError, RuntimeError):
-        return True
-    return False
-
-
-TARGET_LACKS_FLOAT64 = _target_refuses_float64()
+TARGET_LACKS_FLOAT64 = target_refuses(torch.float64)
 requires_no_float64 = pytest.mark.skipif(
     not TARGET_LACKS_FLOAT64, reason="needs a target without float64 (the stand-in, MPS-like)")
 requires_float64 = pytest.mark.skipif(
@@ -60,7 +52,8 @@ def test_the_policy_in_force_is_reported():
     assert torchdevice._C.float64_policy() == ("error", [])
     torchdevice.install(float64="auto")
     assert torchdevice._C.float64_policy() == (
-        "auto", NARROWED[:1] if TARGET_LACKS_FLOAT64 else [])
+        "auto", [name for name, dtype in zip(NARROWED, (torch.float64, torch.complex128))
+                 if target_refuses(dtype)])
 
 
 def test_a_bad_policy_is_refused_and_changes_nothing():
@@ -294,9 +287,11 @@ def test_auto_narrows_where_the_target_has_no_float64():
     torchdevice.install(float64="auto")
     target = torchdevice.target()
     expect_narrowed(torch.tensor(VALUES, dtype=torch.float64).cuda(), VALUES, target)
-    # complex128 follows what the target itself refuses
-    made = torch.zeros(2, dtype=torch.complex128, device="cuda")
+    # complex128 follows what the target itself refuses: MPS makes complex128 tensors and
+    # refuses every op on them, so it is narrowed there too
+    made = torch.zeros(2, dtype=torch.complex128, device="cuda") + 1j
     assert made.device == target
+    assert made.dtype == (torch.complex64 if target_refuses(torch.complex128) else torch.complex128)
 
 
 @requires_float64

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import torchdevice
-from conftest import REDIRECTS_CUDA, requires_cuda_redirect, run_python
+from conftest import REDIRECTS_CUDA, REDIRECTS_MPS, requires_cuda_redirect, run_python
 
 
 def test_install_is_idempotent(target):
@@ -135,6 +135,8 @@ def test_install_and_uninstall_cycles_keep_behaviour(target):
 
 @pytest.mark.skipif(not hasattr(torch.library.Library, "fallback"),
                     reason=f"torch {torch.__version__}'s Python cannot register a backend fallback")
+@pytest.mark.skipif(not REDIRECTS_MPS,
+                    reason="MPS is available here (the emulated MPS, or CUDA), never redirected")
 def test_a_fallback_already_on_mps_stays_and_the_install_succeeds():
     # What torch itself does on a Mac whose MPS is built but unavailable (VMs, CI runners).
     code = """

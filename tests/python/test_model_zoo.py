@@ -18,7 +18,7 @@ import torch
 import torchdevice
 import zoo
 from conftest import (REDIRECTS_CUDA, REPO, SUMMARY, environment_without_torchdevice,
-                      target_refuses)
+                      target_refuses, without_test_devices)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(torchdevice.__file__)))
@@ -79,7 +79,7 @@ def environment(name):
     the redirected run gets the machine as it is."""
     env = environment_without_torchdevice()
     if name != "redirected":
-        env = {k: v for k, v in env.items() if not k.startswith("TORCHDEVICE_STANDIN")}
+        env = without_test_devices(env)
     disable = name == "plain"
     env["PYTHONPATH"] = PACKAGE_ROOT
     if disable:  # belt and braces: the plain run never imports it anyway

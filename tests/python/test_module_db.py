@@ -11,7 +11,7 @@ import torch
 
 import torchdevice
 from conftest import (REDIRECTS_CUDA, REPO, SUMMARY, environment_without_torchdevice,
-                      target_refuses)
+                      target_refuses, without_test_devices)
 from zoo import bits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,7 +49,7 @@ LAZY = "nn_Lazy"
 def sweep(tmp_path, name, args):
     env = environment_without_torchdevice()
     if name == "plain":  # the CPU reference: no accelerator loaded
-        env = {k: v for k, v in env.items() if not k.startswith("TORCHDEVICE_STANDIN")}
+        env = without_test_devices(env)
     env["PYTHONPATH"] = PACKAGE_ROOT
     out = tmp_path / f"{name}.pt"
     return out, subprocess.Popen([sys.executable, os.path.join(HERE, "module_sweep.py"), *args,

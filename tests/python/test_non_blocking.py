@@ -1,19 +1,19 @@
 """non_blocking=True copies from unpinned host memory must not corrupt: on a target that may read
 the source after the copy returned (MPS: pytorch#139550), a redirected host-to-target copy is
 completed before returning. Tested with the stand-in's MPS-like mode, whose non_blocking copies
-read their source only when its stream gets there."""
-import os
+read their source only when its stream gets there, and with the emulated MPS, whose copies do
+the same."""
 import sys
 
 import pytest
 import torch
 
 import torchdevice
-from conftest import REDIRECTS_CUDA
+from conftest import DEFERS_COPIES, REDIRECTS_CUDA, keep_target_busy
 
-MPS_LIKE = hasattr(torch, "standin") and os.environ.get("TORCHDEVICE_STANDIN") == "mps"
 requires_deferred_copies = pytest.mark.skipif(
-    not MPS_LIKE, reason="needs the stand-in's deferred copies (TORCHDEVICE_STANDIN=mps)")
+    not DEFERS_COPIES,
+    reason="needs a target with deferred copies (the emulated MPS, TORCHDEVICE_STANDIN=mps)")
 pytestmark = pytest.mark.skipif(not REDIRECTS_CUDA, reason="CUDA is not redirected here")
 
 N = 1 << 16
@@ -25,7 +25,7 @@ def source():
 
 def busy_stream():
     """Queues 50 ms of work first, so a copy queued behind it reads its source late."""
-    torch.standin._sleep(50)
+    keep_target_busy(50)
 
 
 @requires_deferred_copies

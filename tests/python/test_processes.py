@@ -117,3 +117,34 @@ def test_fork_while_threads_are_inside_the_interceptors(target):
         for thread in threads:
             thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
+
+
+def _hogwild_step(model, queue):
+    """One SGD step in a child, on the parameters the parent shared (the hogwild pattern)."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    queue.put("done")
+
+
+def test_hogwild_shares_the_model_or_says_why_it_cannot():
+    """CUDA code shares a model between processes with model.cuda(); model.share_memory(). Torch
+    shares CUDA tensors through CUDA IPC and CPU tensors through shared memory: on the CPU target
+    the children's updates reach the parent; on any other target the first call says why it
+    cannot and what works instead."""
+    model = torch.nn.Linear(3, 2).cuda()
+    before = [p.detach().cpu().clone() for p in model.parameters()]
+    if torchdevice.target().type != "cpu":
+        with pytest.raises(RuntimeError, match=r"cannot be shared .*TORCHDEVICE_TARGET=cpu"):
+            model.share_memory()
+        return
+    model.share_memory()
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_hogwild_step, args=(model, queue))
+    child.start()
+    assert queue.get(timeout=60) == "done"
+    child.join(60)
+    assert child.exitcode == 0
+    for parameter, old in zip(model.parameters(), before):
+        assert torch.equal(parameter.detach().cpu(), old + 1.0)

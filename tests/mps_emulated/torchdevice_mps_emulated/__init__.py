@@ -24,7 +24,28 @@ def load():
     """Registers the emulated MPS with torch (idempotent)."""
     if "torchdevice_mps_emulated._C" in sys.modules:
         return
+    import torch
+
     from . import _C  # noqa: F401  (registers hooks, guard, allocator and kernels)
+
+    _storages_on_mps(torch)
+
+
+def _storages_on_mps(torch):
+    """torch.UntypedStorage(..., device='mps'), which torch.load and TypedStorage use: a Linux
+    torch's constructor knows no MPS ("Storage device not recognized: mps"; torch/csrc/Storage.cpp
+    allocates MPS storages only in macOS builds). The narrowest stand-in: the same storage made on
+    the CPU, then copied to the device's memory, as MPS's allocator would hold it."""
+    storage = torch.UntypedStorage
+    make = storage.__new__
+
+    def __new__(cls, *args, device=None, **kwargs):
+        if device is None or torch.device(device).type != "mps":
+            return make(cls, *args, **({} if device is None else {"device": device}), **kwargs)
+        host = make(cls, *args, **kwargs)
+        return torch.empty(0, dtype=torch.uint8).set_(host).to("mps").untyped_storage()
+
+    storage.__new__ = staticmethod(__new__)
 
 
 def macos_version():

@@ -15,9 +15,9 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/CPUFallback.h>
+#include <ATen/native/Resize.h>
 #include <ATen/ops/_local_scalar_dense.h>
 #include <ATen/ops/_reshape_alias_native.h>
-#include <ATen/ops/as_strided_native.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/resize_native.h>
@@ -164,6 +164,16 @@ at::Tensor copy_from_and_resize(const at::Tensor& self, const at::Tensor& dst) {
   return copy_from(self, dst, false);
 }
 
+// A view over the same storage, as torch's as_strided_tensorimpl makes one (which refuses MPS
+// tensors on some versions: MPS has a kernel of its own).
+at::Tensor as_strided(const at::Tensor& self, at::IntArrayRef size, at::IntArrayRef stride,
+                      std::optional<int64_t> storage_offset) {
+  at::Tensor result = at::detail::make_tensor<c10::TensorImpl>(
+      c10::TensorImpl::VIEW, c10::Storage(self.storage()), self.key_set(), self.dtype());
+  at::native::setStrided(result, size, stride, storage_offset.value_or(self.storage_offset()));
+  return result;
+}
+
 at::Scalar local_scalar_dense(const at::Tensor& self) {
   wait_for_stream(self);
   return at::_local_scalar_dense(host_view(self));
@@ -290,7 +300,7 @@ TORCH_LIBRARY_IMPL(aten, TORCHDEVICE_DEVICE_KEY, m) {
   m.impl("_local_scalar_dense", TORCH_FN(local_scalar_dense));
   // Views alias the same memory: the CPU fallback would hand back copies.
   m.impl("view", TORCH_FN(at::native::view));
-  m.impl("as_strided", TORCH_FN(at::native::as_strided_tensorimpl));
+  m.impl("as_strided", TORCH_FN(as_strided));
   m.impl("_reshape_alias", TORCH_FN(at::native::_reshape_alias));
   m.impl("unfold", TORCH_FN(at::native::unfold));
   m.impl("view_as_real", TORCH_FN(at::native::view_as_real));
