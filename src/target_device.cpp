@@ -16,8 +16,10 @@
 #include "torchdevice/event.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -236,10 +238,20 @@ bool query(c10::Device device) {
   try {
     return guard->queryStream(guard->getStream(device));
   } catch (const c10::Error&) {
-    // A backend whose guard cannot query streams: an event recorded now tells the same.
+    // A backend whose guard cannot query streams (MPS): an event recorded now tells the same,
+    // once the device has reached it. An idle device reaches it at once, but not within the
+    // call: it is given a moment (what an idle GPU takes to signal), so an idle device answers
+    // true and a busy one false, without waiting for its work.
     auto now = make_event(device, false);
     now->record();
-    return now->query();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(500);
+    while (!now->query()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      std::this_thread::yield();
+    }
+    return true;
   }
 }
 

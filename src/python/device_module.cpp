@@ -2,10 +2,12 @@
 
 #include <torch/version.h>
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/Dtype.h>
 
 #include "cuda_api.h"
+#include "patch.h"
 #include "torchdevice/host.h"
 #include "torchdevice/target_device.h"
 
@@ -154,6 +156,21 @@ void synchronize_target() {
   if (!done) {
     device_module_function({"synchronize"}, "synchronize()")();
   }
+}
+
+void install_device_context() {
+  const c10::Device device = target();
+  const py::object module = device_module();
+  if (device.is_cpu() || module.is_none() || py::hasattr(module, "device")) {
+    return;
+  }
+  const auto* guard = c10::impl::hasDeviceGuardImpl(device.type())
+                          ? c10::impl::getDeviceGuardImpl(device.type())
+                          : nullptr;
+  if (guard == nullptr || guard->deviceCount() != 1) {
+    return;
+  }
+  patch(module, "device", py::module_::import("contextlib").attr("nullcontext"));
 }
 
 }  // namespace torchdevice::python

@@ -42,9 +42,16 @@ std::vector<c10::ScalarType> target_autocast_dtypes();
 // Blocks until the target has finished all queued work: through its device guard, else its module.
 void synchronize_target();
 
-// Whether torch's inductor has a code generator for the target's device type (torch >= 2; asked
-// of its backend registry once per type, on first use, as importing inductor takes seconds).
+// Whether torch's inductor has a working code generator for the target's device type (torch >= 2;
+// asked of its backend registry once per type, on first use, as importing inductor takes
+// seconds; for MPS also torch's shader compiler, and torch >= 2.9).
 bool target_has_inductor();
+
+// torch's own storage copies (`storage.cuda()`, `torch.load` with a callable map_location) enter
+// `torch.<target>.device(...)` (torch/_utils.py, _to): MPS's module has no such context, so they
+// fail on a Mac with or without torchdevice. For a one-device target whose module lacks it,
+// installs one that switches nothing (there is nothing to switch); put back on uninstall.
+void install_device_context();
 
 // The error for a torch.cuda function the target cannot answer, naming the call and the target.
 [[noreturn]] void unsupported(const std::string& call, const std::string& why);

@@ -9,6 +9,7 @@
 #include "compile.h"
 #include "cuda_api.h"
 #include "device.h"
+#include "device_module.h"
 #include "device_properties.h"
 #include "distributed.h"
 #include "errors.h"
@@ -85,6 +86,7 @@ py::object install_all(const c10::optional<std::string>& target,
       install_site_resolver();
       install_device_hook();
       install_non_blocking();
+      install_device_context();
     }
     if (redirect.redirects(c10::DeviceType::CUDA)) {
       install_cuda_api();

@@ -35,8 +35,10 @@ std::string full_name(const c10::OperatorName& name) {
 
 void check_dtypes(const torch::jit::Stack& stack, size_t first) {
   const auto refuse = [](const at::Tensor& tensor) {
-    // aten/src/ATen/native/mps/OperationUtils.mm, getMPSDataType.
-    TORCH_CHECK_TYPE(!tensor.defined() || tensor.scalar_type() != at::kComplexDouble,
+    // aten/src/ATen/native/mps/OperationUtils.mm, getMPSDataType. A CPU scalar (a Python
+    // number, 1j) is cast to the op's type, as MPS does.
+    TORCH_CHECK_TYPE(!tensor.defined() || tensor.is_cpu() ||
+                         tensor.scalar_type() != at::kComplexDouble,
                      "Trying to convert ComplexDouble to the MPS backend but it does not have "
                      "support for that dtype.");
   };

@@ -1,0 +1,112 @@
+"""The emulated MPS itself (tests/mps_emulated): torch believes it has MPS, and the device behaves
+as torch's MPS sources say it does at this version. Skipped where it is not loaded."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import torchdevice
+from conftest import EMULATED_MPS, environment_without_torchdevice, keep_target_busy
+
+pytestmark = pytest.mark.skipif(not EMULATED_MPS,
+                                reason="needs the emulated MPS (bash scripts/mps-emulated.sh)")
+
+
+def run(code, **env):
+    full = environment_without_torchdevice()
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_torch_believes_it_has_mps():
+    assert torch.backends.mps.is_available()
+    x = torch.ones(3, device="mps")
+    assert x.is_mps and x.device == torch.device("mps", 0)
+    assert torch.equal((x * 2).cpu(), torch.full((3,), 2.0))
+    if hasattr(torch, "accelerator"):
+        assert torch.accelerator.current_accelerator() == torch.device("mps")
+
+
+def test_the_guard_has_mps_s_surface():
+    """MPSGuardImpl has one stream and never synchronizes or queries one: torch's base class
+    answers."""
+    stream = torch.Stream(device="mps")
+    assert stream == torch.Stream(device="mps")  # always the default stream
+    with pytest.raises(RuntimeError, match="Backend doesn't support synchronizing streams"):
+        stream.synchronize()
+    with pytest.raises(RuntimeError, match="Backend doesn't support querying streams"):
+        stream.query()
+
+
+def test_queued_work_completes_later_and_events_time_it():
+    start = torch.mps.Event(enable_timing=True)
+    end = torch.mps.Event(enable_timing=True)
+    start.record()
+    keep_target_busy(30)
+    end.record()
+    assert not end.query()
+    end.synchronize()
+    assert end.query()
+    assert start.elapsed_time(end) >= 25
+
+
+def test_torch_mps_memory_functions_count_the_device_s_memory():
+    torch.mps.synchronize()
+    before = torch.mps.current_allocated_memory()
+    block = torch.empty(1 << 20, dtype=torch.uint8, device="mps")
+    assert torch.mps.current_allocated_memory() == before + (1 << 20)
+    assert torch.mps.driver_allocated_memory() >= torch.mps.current_allocated_memory()
+    assert torch.mps.recommended_max_memory() > 0
+    del block
+    assert torch.mps.current_allocated_memory() == before
+
+
+def test_dtypes_mps_refuses():
+    with pytest.raises(TypeError, match="Cannot convert a MPS Tensor to float64"):
+        torch.zeros(2, dtype=torch.float64, device="mps")
+    made = torch.empty(2, dtype=torch.complex128, device="mps")  # made, then refused by ops
+    with pytest.raises(TypeError, match="ComplexDouble to the MPS backend"):
+        made.zero_()
+
+
+def test_bfloat16_follows_the_macos_version():
+    code = "import torch; torch.ones(1, dtype=torch.bfloat16, device='mps'); print('ok')"
+    assert run(code, TORCHDEVICE_MPS_MACOS="14").stdout.split() == ["ok"]
+    refused = run(code, TORCHDEVICE_MPS_MACOS="13")
+    assert "BFloat16 is only supported on MacOS 14 or newer" in refused.stderr
+
+
+def test_an_op_mps_lacks_raises_or_falls_back_as_mps_does():
+    code = "import torch; print(torch.heaviside(torch.ones(2, device='mps'), torch.zeros(2, device='mps')).cpu().tolist())"
+    refused = run(code)
+    assert re.search(r"NotImplementedError: The operator 'aten::heaviside(\.out)?' is not "
+                     r"currently implemented for the MPS device", refused.stderr), refused.stderr
+    fallen_back = run(code, PYTORCH_ENABLE_MPS_FALLBACK="1")
+    assert fallen_back.returncode == 0, fallen_back.stderr
+    assert fallen_back.stdout.split() == ["[1.0,", "1.0]"]
+    assert "will fall back to run on the CPU" in fallen_back.stderr
+
+
+def test_pinned_memory_is_mps_s():
+    """MPS pins host memory it hands out tagged as CPU memory where torch has that fix (2026);
+    before, its pinned storages said mps:0 and torch's own pin_memory() failed on them. Torch's
+    own pinning: without torchdevice (test_pinning.py has it with)."""
+    torchdevice.uninstall()
+    host = torch.arange(4.0)
+    try:
+        pinned = host.pin_memory()
+    except RuntimeError as error:
+        assert "storage on different device mps:0" in str(error)
+        return
+    assert pinned.is_pinned() and pinned.device.type == "cpu"
+    assert torch.equal(pinned, host)
+
+
+def test_storages_can_be_made_on_mps():
+    storage = torch.UntypedStorage(8, device="mps")
+    assert storage.device == torch.device("mps", 0) and storage.nbytes() == 8
+    assert torch.UntypedStorage([1, 2, 3], device="mps").tolist() == [1, 2, 3]

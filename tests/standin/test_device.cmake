@@ -1,0 +1,18 @@
+# What the two test devices built from the stand-in's sources (tests/standin, tests/mps_emulated)
+# share: found against the torch the interpreter imports, which must host backend autoload.
+find_package(Python3 REQUIRED COMPONENTS Interpreter Development.Module)
+find_package(Torch REQUIRED)
+if(Torch_VERSION VERSION_LESS 2.6)
+  message(FATAL_ERROR "${PROJECT_NAME} needs torch >= 2.6 (backend autoload, device hooks); "
+                      "torch ${Torch_VERSION} cannot host it")
+endif()
+find_package(pybind11 CONFIG REQUIRED)
+
+# torch 2.10's headers need C++20.
+if(Torch_VERSION VERSION_GREATER_EQUAL 2.10)
+  set(CMAKE_CXX_STANDARD 20)
+else()
+  set(CMAKE_CXX_STANDARD 17)
+endif()
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+string(APPEND CMAKE_CXX_FLAGS " ${TORCH_CXX_FLAGS}")
