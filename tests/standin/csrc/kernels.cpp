@@ -96,9 +96,12 @@ void wait_for_stream(const at::Tensor& tensor) {
 }
 
 // MPS-like non_blocking host->device copy: queued on the current stream and reading the source
-// only when the stream's worker gets there, so a source changed or freed in between shows.
+// only when the stream's worker gets there, so a source changed or freed in between shows. A
+// pinned source is the device's own host memory, kept until the copy has read it (as CUDA's and
+// MPS's pinned allocators keep a block a queued copy uses).
 void copy_later(const at::Tensor& source, const at::Tensor& destination) {
   c10::weak_intrusive_ptr<c10::StorageImpl> storage = source.storage().getWeakStorageImpl();
+  c10::Storage kept = is_pinned(source.storage().data()) ? source.storage() : c10::Storage();
   const std::vector<int64_t> sizes = source.sizes().vec();
   const std::vector<int64_t> strides = source.strides().vec();
   const int64_t offset = source.storage_offset();
@@ -106,7 +109,7 @@ void copy_later(const at::Tensor& source, const at::Tensor& destination) {
   const bool conj = source.is_conj();
   const bool neg = source.is_neg();
   enqueue(current_stream(destination.device().index()),
-          [storage, sizes, strides, offset, options, conj, neg, destination] {
+          [storage, kept, sizes, strides, offset, options, conj, neg, destination] {
             c10::intrusive_ptr<c10::StorageImpl> alive = storage.lock();
             at::Tensor from;
             if (alive) {
