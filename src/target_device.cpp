@@ -400,7 +400,10 @@ bool is_out_of_memory(const c10::Error& error) {
   return (message.find("DefaultCPUAllocator") != std::string::npos &&
           (message.find("not enough memory") != std::string::npos ||
            message.find("can't allocate memory") != std::string::npos)) ||
-         message.find("out of memory") != std::string::npos;
+         message.find("out of memory") != std::string::npos ||
+         // MPS's refusal of one buffer larger than the device can map (MPSAllocator.mm), where
+         // CUDA would say it is out of memory.
+         message.find("Invalid buffer size") != std::string::npos;
 }
 
 }  // namespace torchdevice::target_device

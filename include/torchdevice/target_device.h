@@ -76,7 +76,7 @@ bool may_defer_pageable_copies(c10::Device device);
 bool synchronize_current_stream(c10::Device device);
 
 // Whether `error` is a device running out of memory, in the words of any backend torch has (its
-// OutOfMemoryError type, the CPU allocator's and MPS's wording).
+// OutOfMemoryError type, the CPU allocator's and MPS's wording, MPS's "Invalid buffer size").
 bool is_out_of_memory(const c10::Error& error);
 
 }  // namespace torchdevice::target_device

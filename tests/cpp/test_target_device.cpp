@@ -52,6 +52,8 @@ TEST(TargetDevice, OutOfMemoryInAnyBackendsWords) {
                        "MPS backend out of memory (MPS allocated: 1 GB, other allocations: 0 "
                        "bytes, max allowed: 2 GB). Tried to allocate 2 GB on private pool.");
   EXPECT_TRUE(target_device::is_out_of_memory(mps));
+  const c10::Error too_large({"f", "file", 1}, "Invalid buffer size: 64.00 GB");
+  EXPECT_TRUE(target_device::is_out_of_memory(too_large));
   const c10::Error other({"f", "file", 1}, "Expected all tensors to be on the same device");
   EXPECT_FALSE(target_device::is_out_of_memory(other));
 }
