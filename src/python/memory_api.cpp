@@ -59,7 +59,7 @@ const CountingAllocator& cpu_counter() {
 
 // The target's allocator statistics: torchdevice's counter on the CPU, the target allocator's
 // own elsewhere (through torch's allocator interface, else the backend's module); nullopt where
-// this torch exposes neither (MPS before torch 2.9).
+// this torch exposes neither (MPS before its allocator became a c10::DeviceAllocator, in 2026).
 c10::optional<MemoryStats> target_stats() {
   if (on_cpu()) {
     return cpu_counter().stats();
@@ -72,8 +72,10 @@ c10::optional<MemoryStats> target_stats() {
 
 [[noreturn]] void no_statistic(const std::string& call) {
   const std::string type = c10::DeviceTypeName(target().type(), /*lower_case=*/true);
-  unsupported(call, "this torch's " + type + " allocator keeps no such statistic (torch >= 2.9 "
-                        "keeps them), nor does torch." + type + ".memory_stats()");
+  unsupported(call, "this torch's " + type + " allocator keeps no such statistic, nor does torch." +
+                        type + ".memory_stats() (a torch whose " + type +
+                        " allocator is a c10::DeviceAllocator keeps them: 2.9 for most "
+                        "accelerators, 2026's releases for MPS)");
 }
 
 int64_t memory_allocated(const py::object& device) {

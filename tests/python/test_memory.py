@@ -246,3 +246,28 @@ def test_cpu_memory_stats_setting_must_be_0_or_1():
                         check=False)
     assert result.returncode != 0
     assert "TORCHDEVICE_CPU_MEMORY_STATS must be 0 or 1, not 'off'" in result.stderr
+
+
+@pytest.mark.skipif(torchdevice.target() is None or torchdevice.target().type != "mps",
+                    reason="MPS's own rules: needs MPS (the emulated MPS)")
+def test_peaks_on_mps_are_its_allocators_or_an_error_saying_so():
+    """torch.mps keeps no peak; MPS's allocator does once it is a c10::DeviceAllocator (2026),
+    and then torch.cuda's figures are its own. Before, asking for a peak says why it cannot."""
+    MiB = 1 << 20
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() == torch.mps.current_allocated_memory()
+    try:
+        torch.cuda.reset_peak_memory_stats()
+    except RuntimeError as error:
+        assert "mps allocator keeps no such statistic" in str(error)
+        with pytest.raises(RuntimeError, match="keeps no such statistic"):
+            torch.cuda.max_memory_allocated()
+        return
+    base = torch.cuda.memory_allocated()
+    block = torch.empty(3 * MiB, dtype=torch.uint8, device="cuda")
+    assert torch.cuda.memory_allocated() == base + 3 * MiB == torch.mps.current_allocated_memory()
+    del block
+    assert torch.cuda.max_memory_allocated() == base + 3 * MiB
+    assert torch.cuda.memory_stats()["allocated_bytes.all.peak"] == base + 3 * MiB
+    assert torch.cuda.memory_allocated() == base
+
