@@ -285,7 +285,8 @@ void staged_op(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   std::vector<size_t> works;
   for (size_t i = stack->size() - returns; i < stack->size(); ++i) {
     c10::IValue& value = (*stack)[i];
-    if (value.isCustomClass()) {
+    if (value.isCustomClass() &&
+        value.type() == c10::getCustomClassType<c10::intrusive_ptr<Work>>()) {
       value.toCustomClass<Work>()->wait();
       works.push_back(i);
     }
