@@ -54,12 +54,16 @@ def test_set_device_rejects_bad_input_clearly(bad, error, message):
 
 
 def test_device_context_allows_no_device():
-    with torch.cuda.device(-1):
-        pass
-    with torch.cuda.device(None):
-        pass
-    with torch.cuda.device_of(torch.zeros(1, device="cuda")):
-        pass
+    before = torch.cuda.current_device()
+    for no_device in (-1, None):  # CUDA's "no device": the context changes nothing
+        with torch.cuda.device(no_device):
+            assert torch.cuda.current_device() == before
+            assert torch.zeros(1, device="cuda").device == torchdevice.target()
+        assert torch.cuda.current_device() == before
+    x = torch.zeros(1, device="cuda")
+    with torch.cuda.device_of(x):
+        assert torch.zeros(1, device="cuda").device == x.device
+    assert torch.cuda.current_device() == before
 
 
 def test_seeding_for_cuda_is_reproducible_on_the_target():

@@ -41,7 +41,7 @@ def test_type_conversion_by_name_and_by_class(target):
     x = torch.arange(4, dtype=torch.int64)
     y = x.type("torch.cuda.FloatTensor")
     assert y.dtype == torch.float32 and y.device == target
-    assert torch.equal(y, torch.tensor([0.0, 1.0, 2.0, 3.0]))
+    assert torch.equal(y.cpu(), torch.tensor([0.0, 1.0, 2.0, 3.0]))
     z = x.type(torch.cuda.DoubleTensor)
     assert z.dtype == redirected_dtype(torch.float64) and z.device == target
     k = x.type(dtype="torch.cuda.HalfTensor")

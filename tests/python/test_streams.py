@@ -116,6 +116,6 @@ def test_record_wait_and_synchronize():
     s2.synchronize()
     torch.cuda.synchronize()
     assert s1.query() and s2.query()
-    assert torch.equal(y, torch.arange(0.0, 20.0, 2.0))
+    assert torch.equal(y.cpu(), torch.arange(0.0, 20.0, 2.0))
     mine = torch.cuda.Event(enable_timing=True)
     assert s1.record_event(mine) is mine

@@ -16,3 +16,16 @@ else()
 endif()
 set(CMAKE_CXX_STANDARD_REQUIRED ON)
 string(APPEND CMAKE_CXX_FLAGS " ${TORCH_CXX_FLAGS}")
+
+# The ops CUDA does not check for one device (native_functions.yaml's `device_check: NoCheck`),
+# from the yaml torchgen ships with this torch, for the fallback's strict device check.
+execute_process(
+  COMMAND ${Python3_EXECUTABLE} -c
+          "import os, torchgen; print(os.path.join(os.path.dirname(torchgen.__file__), 'packaged', 'ATen', 'native', 'native_functions.yaml'))"
+  OUTPUT_VARIABLE native_functions OUTPUT_STRIP_TRAILING_WHITESPACE COMMAND_ERROR_IS_FATAL ANY)
+file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/generated)
+execute_process(
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/gen_device_checks.py ${native_functions}
+          ${CMAKE_CURRENT_BINARY_DIR}/generated/device_unchecked.inc
+  COMMAND_ERROR_IS_FATAL ANY)
+include_directories(${CMAKE_CURRENT_BINARY_DIR}/generated)

@@ -3,6 +3,7 @@
 #include "allocator.h"
 #include "config.h"
 #include "device.h"
+#include "device_check.h"
 #include "hooks.h"
 #include "stream.h"
 
@@ -217,6 +218,7 @@ void fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
 #ifdef TORCHDEVICE_EMULATED_MPS
   check_mps_op(op, *stack, first);
 #endif
+  check_one_device(op, *stack, first);
   const std::optional<c10::DeviceIndex> device = standin_device(*stack, first);
   std::vector<std::pair<at::Generator, at::Generator>> lent;
   std::vector<std::unique_lock<std::mutex>> locks;
