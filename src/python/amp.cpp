@@ -208,10 +208,6 @@ py::object unscale(const py::object& self, const py::object& optimizer) {
 }
 #endif
 
-// Wraps a C++ callable taking (*args, **kwargs) so that it binds as a method of a class.
-py::object as_method(py::cpp_function function) {
-  return py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr()));
-}
 
 #if TORCH_VERSION_MAJOR < 2
 // torch 1.13's _MultiDeviceReplicator and GradScaler.scale assert `is_cuda`; these are the same
@@ -304,19 +300,19 @@ void install_amp() {
   if (original_autocast_init == nullptr) {
     original_autocast_init = py::object(autocast.attr("__init__")).release().ptr();
   }
-  patch(autocast, "__init__", as_method(py::cpp_function(&autocast_init)));
+  wrap_method(autocast, "__init__", py::cpp_function(&autocast_init));
 
 #if TORCH_VERSION_MAJOR >= 2
   auto scaler = py::module_::import("torch.amp.grad_scaler").attr("GradScaler");
   if (original_scaler_init == nullptr) {
     original_scaler_init = py::object(scaler.attr("__init__")).release().ptr();
   }
-  patch(scaler, "__init__", as_method(py::cpp_function(&scaler_init)));
+  wrap_method(scaler, "__init__", py::cpp_function(&scaler_init));
   if (original_unscale == nullptr) {
     original_unscale = py::object(scaler.attr("unscale_")).release().ptr();
   }
-  patch(scaler, "unscale_",
-        as_method(py::cpp_function(&unscale, py::arg("self"), py::arg("optimizer"))));
+  wrap_method(scaler, "unscale_",
+              py::cpp_function(&unscale, py::arg("self"), py::arg("optimizer")));
 #else
   if (!current_redirect().redirects(c10::DeviceType::CUDA)) {
     return;  // a real CUDA scaler keeps torch's own code
@@ -325,12 +321,12 @@ void install_amp() {
   patch(module, "_MultiDeviceReplicator",
         py::module_::import("torchdevice._C").attr("_amp").attr("Replicator"));
   auto scaler = module.attr("GradScaler");
-  patch(scaler, "scale", as_method(py::cpp_function(&scale)));
+  wrap_method(scaler, "scale", py::cpp_function(&scale));
   if (original_update == nullptr) {
     original_update = py::object(scaler.attr("update")).release().ptr();
   }
-  patch(scaler, "update",
-        as_method(py::cpp_function(&update, py::arg("self"), py::arg("new_scale") = py::none())));
+  wrap_method(scaler, "update",
+              py::cpp_function(&update, py::arg("self"), py::arg("new_scale") = py::none()));
 #endif
 }
 

@@ -167,10 +167,6 @@ py::tuple dp_scatter(const py::object& /*self*/, const py::object& inputs,
                         py::make_tuple(moved_kwargs));
 }
 
-// A Python function bound as a method: a plain builtin would not receive `self`.
-py::object as_method(py::cpp_function function) {
-  return py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr()));
-}
 
 }  // namespace
 
@@ -212,11 +208,11 @@ void install_distributed() {
   auto ddp = py::module_::import("torch.nn.parallel").attr("DistributedDataParallel");
   held.ddp_init = ddp.attr("__init__");
   // pybind11 treats functions named __init__ as its own constructors: another name.
-  patch(ddp, "__init__", as_method(py::cpp_function(&ddp_init, py::name("torchdevice_ddp_init"))));
+  wrap_method(ddp, "__init__", py::cpp_function(&ddp_init, py::name("torchdevice_ddp_init")));
   auto dp = py::module_::import("torch.nn.parallel").attr("DataParallel");
   held.dp_init = dp.attr("__init__");
-  patch(dp, "__init__", as_method(py::cpp_function(&dp_init, py::name("torchdevice_dp_init"))));
-  patch(dp, "scatter", as_method(py::cpp_function(&dp_scatter, py::name("scatter"))));
+  wrap_method(dp, "__init__", py::cpp_function(&dp_init, py::name("torchdevice_dp_init")));
+  wrap_method(dp, "scatter", py::cpp_function(&dp_scatter, py::name("scatter")));
 }
 
 void uninstall_distributed() {

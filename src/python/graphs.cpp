@@ -138,11 +138,7 @@ template <typename Body, typename... Extra>
 void patch_method(const py::object& base, const char* name, Body body, const Extra&... extra) {
   const bool init = std::string(name) == "__init__";
   py::cpp_function function(body, py::name(init ? "init" : name), py::arg("self"), extra...);
-  auto method = py::reinterpret_steal<py::object>(PyInstanceMethod_New(function.ptr()));
-  if (!method) {
-    throw py::error_already_set();
-  }
-  patch(base, name, method);
+  wrap_method(base, name, std::move(function));
 }
 
 // Gives `cls` the methods of CUDA's C++ graph class, driving a Recording kept on each instance.

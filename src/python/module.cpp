@@ -13,6 +13,7 @@
 #include "device_properties.h"
 #include "distributed.h"
 #include "errors.h"
+#include "fused_optimizers.h"
 #include "generator.h"
 #include "graphs.h"
 #include "legacy_types.h"
@@ -47,6 +48,7 @@ void uninstall_all() {
   uninstall_amp();
   uninstall_serialization();
   uninstall_distributed();
+  uninstall_fused_optimizers();
   uninstall_generator_hook();
   uninstall_device_hook();
   if (cuda_hooked) {
@@ -101,6 +103,7 @@ py::object install_all(const c10::optional<std::string>& target,
       install_nvtx();
       install_distributed();
       install_compile();
+      install_fused_optimizers();
       // Last: wraps only the torch.cuda functions no hook above replaced.
       install_unsupported();
     }

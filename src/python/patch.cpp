@@ -1,5 +1,7 @@
 #include "patch.h"
 
+#include <pybind11/eval.h>
+
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -116,6 +118,25 @@ Py_ssize_t argument_index(Py_ssize_t nargs, PyObject* kwnames, Py_ssize_t positi
     }
   }
   return -1;
+}
+
+void wrap_method(py::handle owner, const std::string& name, py::cpp_function function) {
+  // A Python function, made once: it binds as a method, and functools.wraps gives it the
+  // original's metadata and __wrapped__, which inspect.signature follows.
+  static PyObject* const make = [] {
+    py::dict scope;
+    py::exec(R"(
+import functools
+def make(impl, original):
+    def method(*args, **kwargs):
+        return impl(*args, **kwargs)
+    return functools.wraps(original)(method) if original is not None else method
+)",
+             scope);
+    return py::object(scope["make"]).release().ptr();
+  }();
+  py::object original = py::getattr(owner, name.c_str(), py::none());
+  patch(owner, name, py::handle(make)(std::move(function), original));
 }
 
 void restore_all() {

@@ -26,6 +26,12 @@ PyObject* call_method(PyObject* method, PyObject* self, PyObject* const* args, P
 // passed: its index, or -1.
 Py_ssize_t argument_index(Py_ssize_t nargs, PyObject* kwnames, Py_ssize_t position,
                           const char* name);
+// patch() for a method of a class: `function` receives self first, as a method does (a plain
+// builtin would not), and the replacement keeps the name, docstring and signature of what it
+// replaces (functools.wraps): inspect.signature(torch.optim.AdamW), which libraries read to
+// learn what torch offers, still describes torch's.
+void wrap_method(pybind11::handle owner, const std::string& name, pybind11::cpp_function function);
+
 void restore_all();
 // The patched attributes in force, as "owner.name" (torchdevice info lists them).
 std::vector<std::string> patched_names();

@@ -37,8 +37,7 @@ void install_sharing() {
       },
       py::name("share_memory_"));
   // A method, as the function it replaces: bound to the storage it is called on.
-  patch(storage, "share_memory_",
-        py::reinterpret_steal<py::object>(PyInstanceMethod_New(share.ptr())));
+  wrap_method(storage, "share_memory_", std::move(share));
 }
 
 }  // namespace torchdevice::python

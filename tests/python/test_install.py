@@ -1,5 +1,6 @@
 """Install, uninstall, configuration and the import itself."""
 
+import inspect
 import threading
 
 import pytest
@@ -202,3 +203,16 @@ assert torchdevice.install() == torch.zeros(1, device="cuda").device
 print("ok")
 """
     assert run_python(code).stdout.split() == ["ok"]
+
+
+def test_wrapped_classes_keep_their_signatures():
+    """Libraries read inspect.signature(torch.optim.AdamW) to learn what torch offers (fused=,
+    foreach=): the classes whose methods torchdevice wraps answer as torch's own."""
+    classes = [torch.autocast, torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel,
+               torch.cuda.amp.GradScaler, torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD]
+    installed = [inspect.signature(cls) for cls in classes]
+    torchdevice.uninstall()
+    try:
+        assert installed == [inspect.signature(cls) for cls in classes]
+    finally:
+        torchdevice.install()
