@@ -73,6 +73,7 @@ def test_training_loop_with_autocast_and_fused_adamw_matches_eager():
     torch.manual_seed(0)
     model, reference = _mlp().cuda(), _mlp().cuda()
     reference.load_state_dict(model.state_dict())
+    initial = [p.detach().clone() for p in model.parameters()]
     fused = dict(fused=True) if torch.__version__ >= "2.4" else {}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, **fused)
     ref_opt = torch.optim.AdamW(reference.parameters(), lr=1e-2, **fused)
@@ -86,8 +87,11 @@ def test_training_loop_with_autocast_and_fused_adamw_matches_eager():
             loss.backward()
             o.step()
             o.zero_grad(set_to_none=True)
-    for p, q in zip(model.parameters(), reference.parameters()):
-        torch.testing.assert_close(p, q, rtol=2e-2, atol=2e-2)
+    # Three Adam steps of lr 1e-2 move a weight by up to 3e-2; compiled and eager bfloat16
+    # kernels round differently, and the tolerance is a tenth of one step.
+    for p, q, p0 in zip(model.parameters(), reference.parameters(), initial):
+        assert (q - p0).abs().max().item() > 2e-2
+        torch.testing.assert_close(p.cpu(), q.cpu(), rtol=0, atol=1e-3)
     assert next(model.parameters()).device == torchdevice.target()
 
 

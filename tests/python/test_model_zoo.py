@@ -113,9 +113,13 @@ def results(tmp_path_factory):
     """Runs the three processes side by side; {run: {case: result}}."""
     folder = tmp_path_factory.mktemp("zoo")
     names = [name for name in RUNS if name != "redirected" or REDIRECTS_CUDA]
+    # An accelerator's run is compared value by value with plain torch's.
+    values = {name: folder / f"{name}.pt" for name in ("plain", "redirected")
+              if REDIRECTS_CUDA and not REDIRECTS_TO_CPU}
     processes = {
         name: subprocess.Popen([sys.executable, os.path.join(HERE, "zoo.py"), *RUNS[name],
-                                str(folder / f"{name}.json")],
+                                str(folder / f"{name}.json"),
+                                *(["--values", str(values[name])] if name in values else [])],
                                cwd=REPO, env=environment(name),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name in names}
@@ -124,6 +128,8 @@ def results(tmp_path_factory):
         _, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, f"{name}: {stderr}"
         found[name] = json.loads((folder / f"{name}.json").read_text())
+    for name, path in values.items():
+        found[name]["_values"] = torch.load(path, weights_only=False)
     return found
 
 
@@ -150,7 +156,22 @@ def close(a, b):
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= ATOL + RTOL * abs(b)
 
 
-def accelerator_differences(plain, got):
+def value_difference(want, have):
+    """Why two recorded tensors differ by more than rounding, or None: floating point within
+    RTOL/ATOL (torch.testing's own tolerances for 16-bit types), everything else exactly."""
+    if want.dtype != have.dtype or want.shape != have.shape:
+        return f"{want.dtype}{list(want.shape)} vs {have.dtype}{list(have.shape)}"
+    if not (want.is_floating_point() or want.is_complex()):
+        return None if torch.equal(want, have) else "differs (compared exactly)"
+    tolerance = {} if want.dtype in (torch.float16, torch.bfloat16) else dict(rtol=RTOL, atol=ATOL)
+    try:
+        torch.testing.assert_close(have, want, equal_nan=True, **tolerance)
+    except AssertionError as error:
+        return " ".join(str(error).split())
+    return None
+
+
+def accelerator_differences(plain, got, plain_values, got_values):
     """Where a run on an accelerator target parts from plain torch on the CPU by more than
     rounding; a list of lines, empty when they agree."""
     if "skipped" in plain or "error" in plain or "skipped" in got or "error" in got:
@@ -172,9 +193,9 @@ def accelerator_differences(plain, got):
     if set(plain["tensors"]) != set(got["tensors"]):
         found.append(f"tensors {sorted(set(plain['tensors']) ^ set(got['tensors']))}")
     for name in sorted(set(plain["tensors"]) & set(got["tensors"])):
-        a, b = plain["tensors"][name], got["tensors"][name]
-        if (a["dtype"], a["shape"]) != (b["dtype"], b["shape"]) or not close(b["sum"], a["sum"]):
-            found.append(f"{name}: {a} vs {b}")
+        difference = value_difference(plain_values[name], got_values[name])
+        if difference is not None:
+            found.append(f"{name}: {difference}")
     return found[:12]
 
 
@@ -204,7 +225,8 @@ def test_case_trains_identically(results, name):
     assert plain["devices"] == ["cpu"] and len(plain["losses"]) == plain["steps"], plain
     for run_name, run in results.items():
         if run_name == "redirected" and not REDIRECTS_TO_CPU:
-            found = accelerator_differences(plain, run[name])
+            found = accelerator_differences(plain, run[name], results["plain"]["_values"][name],
+                                            run["_values"][name])
             assert not found, f"on {TARGET}, differs from plain:\n" + "\n".join(found)
         else:
             assert run[name] == plain, f"{run_name} differs from plain:\n{describe(plain, run[name])}"
