@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "torchdevice/log.h"
+#include "torchdevice/state.h"
 
 #include <atomic>
 #include <memory>
@@ -71,6 +72,25 @@ void collect(const c10::IValue& value, std::vector<at::Tensor>& out) {
   }
 }
 
+// Whether a call works on `device`: a tensor argument there, or a device argument naming it (a
+// factory). CUDA graphs capture device work only; host ops inside a capture run once, there and
+// then.
+bool works_on(const torch::jit::Stack& arguments, c10::DeviceType device) {
+  for (const c10::IValue& value : arguments) {
+    if (value.isDevice() && value.toDevice().type() == device) {
+      return true;
+    }
+    std::vector<at::Tensor> tensors;
+    collect(value, tensors);
+    for (const at::Tensor& tensor : tensors) {
+      if (tensor.defined() && tensor.device().type() == device) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 const c10::StorageImpl* storage_of(const at::Tensor& t) {
   return t.defined() && t.has_storage() ? t.storage().unsafeGetStorageImpl() : nullptr;
 }
@@ -126,6 +146,7 @@ void CapturedGraph::begin() {
   TORCH_CHECK(underway.compare_exchange_strong(none, this),
               "A CUDA graph capture is already underway on another thread; the target torchdevice "
               "redirects CUDA to records one capture at a time.");
+  device_type_ = current_redirect().target().type();
   capturing_ = true;
   active = this;
   c10::impl::tls_set_dispatch_key_included(kRecordKey, true);
@@ -188,6 +209,12 @@ void CapturedGraph::record(const c10::OperatorHandle& op, c10::DispatchKeySet ke
   TORCH_INTERNAL_ASSERT(stack->size() >= num_arguments);
   torch::jit::Stack arguments(stack->end() - static_cast<std::ptrdiff_t>(num_arguments),
                               stack->end());
+  // On the CPU target every tensor is the target's: everything is device work there.
+  if (device_type_ != c10::DeviceType::CPU && !works_on(arguments, device_type_)) {
+    c10::impl::ExcludeDispatchKeyGuard no_record(kRecordKey);
+    op.redispatchBoxed(keys, stack);
+    return;
+  }
   std::unordered_set<const c10::StorageImpl*> argument_storage;
   {
     // Saving, and the op's own inner calls, are not part of what is captured.

@@ -68,6 +68,7 @@ class CapturedGraph {
   std::unordered_set<const c10::StorageImpl*> saved_ids_;
   std::unordered_set<const c10::StorageImpl*> fresh_;  // storage the capture allocated
   std::vector<c10::Storage> pool_;                     // ... kept alive, as a graph's pool is
+  c10::DeviceType device_type_ = c10::DeviceType::CPU;  // the target's: what is captured
   bool capturing_ = false;
   bool captured_ = false;
   std::mutex mutex_;  // records from the capturing thread and the threads working for it

@@ -312,7 +312,29 @@ def test_errors_name_the_call_and_the_target(tmp_path):
     assert idx.shape == (2, 1)
 
 
-def test_explicit_cpu_work_outside_a_capture_is_untouched():
+ON_CPU = torchdevice.target().type == "cpu"
+
+
+@pytest.mark.skipif(ON_CPU, reason="on the CPU target, CPU tensors are the target's: host work "
+                    "cannot be told from device work there, and is captured")
+def test_host_work_inside_a_capture_runs_once_and_is_not_replayed():
+    """As CUDA's: a graph holds device work only; host ops run when captured, never again."""
+    a, x = torch.ones(2), torch.ones(2, device="cuda")
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        b = a * 2
+        a.add_(1)  # a host write inside the capture stays written
+        y = x * 2
+    assert b.tolist() == [2.0, 2.0] and a.tolist() == [2.0, 2.0]
+    a.fill_(5)
+    x.fill_(5)
+    g.replay()
+    assert b.tolist() == [2.0, 2.0] and a.tolist() == [5.0, 5.0]
+    assert y.cpu().tolist() == [10.0, 10.0]
+
+
+@pytest.mark.skipif(not ON_CPU, reason="only the CPU target captures CPU work (its tensors)")
+def test_on_the_cpu_target_cpu_work_in_a_capture_is_the_targets_and_replays():
     a = torch.ones(2)
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
