@@ -176,7 +176,8 @@ fi
 set +e
 chroot "$DIR" /usr/bin/env -i HOME=/root \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 CI="${CI:-}" ${BUILD_DIR:+TORCHDEVICE_BUILD_DIR=$BUILD_DIR} \
+    LANG=C.UTF-8 CI="${CI:-}" TORCHDEVICE_CHROOT="$SUITE" \
+    ${BUILD_DIR:+TORCHDEVICE_BUILD_DIR=$BUILD_DIR} \
     bash -c 'cd "$0" && exec "$@"' "$DEST" "$@" 9>&-
 rc=$?
 set -e

@@ -18,10 +18,10 @@ find_python() {
 }
 
 # Installs the distribution packages torchdevice builds and tests with, if any is missing.
-ensure_deps() {
+ensure_deps() {  # ensure_deps [EXTRA_PACKAGE...]
   # torchvision only for the model zoo's vision models (tests/python/zoo.py).
   local packages="python3-torch python3-torchvision libtorch-dev pybind11-dev libspdlog-dev
-                  libgtest-dev python3-pytest python3-numpy cmake ninja-build g++"
+                  libgtest-dev python3-pytest python3-numpy cmake ninja-build g++ $*"
   local missing=""
   local package
   for package in $packages; do

@@ -3,7 +3,9 @@
 # and the Python behaviour suite (pytest) against the torch that is installed.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-ensure_deps
+# The report's headless-browser test needs chromium: installed on the host, whose lane runs it
+# (the chroots' lanes skip it).
+if [[ -z ${TORCHDEVICE_CHROOT:-} ]]; then ensure_deps chromium; else ensure_deps; fi
 build
 python=$(find_python)
 "$python" -c "import torch; print('torchdevice tests on torch', torch.__version__)"
