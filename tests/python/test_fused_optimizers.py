@@ -106,8 +106,10 @@ def test_a_fused_request_with_torchs_own_error_keeps_it():
     weight = torch.nn.Parameter(torch.ones(3, device="cuda"))
     with pytest.raises(RuntimeError, match="differentiable"):
         cls([weight], fused=True, differentiable=True)
-    with pytest.raises(RuntimeError):
-        cls([torch.ones(3, dtype=torch.int64, device="cuda")], fused=True)
+    integers = torch.ones(3, dtype=torch.int64, device="cuda")
+    integers.grad = torch.ones_like(integers)
+    with pytest.raises(RuntimeError, match="floating point"):  # at construction, or first step
+        cls([integers], fused=True).step()
 
 
 def test_uninstall_restores_the_constructors():

@@ -1,10 +1,10 @@
 """Seeded fuzzing of device specs through the factory inventory.
 
-Each case is a (spec, factory) pair drawn with a fixed seed. A request for a redirected type must
-land on the target. Every other request must behave exactly as torch behaves with torchdevice
+Each case is a (spec, factory) pair drawn with a fixed seed. A request torch reads as one for a
+redirected type (any index) must land on the target, or fail exactly as the factory fails on the
+target itself. Every other request must behave exactly as torch behaves with torchdevice
 uninstalled (same device, or the same exception type and message, whatever torch raises: 2.x
-raises AssertionError for a backend it was not compiled with). Errors raised for a redirected
-request must be the usual torch exception types and name the bad value.
+raises AssertionError for a backend it was not compiled with).
 """
 
 import functools
@@ -23,7 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarn
 
 SEED = 20240505
 CASES = 3000
-USUAL_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError)
 
 CANDIDATE_BACKENDS = ["xpu", "hip", "xla", "vulkan", "ipu", "hpu", "ort", "ve", "fpga", "lazy",
                       "privateuseone", "mtia", "maia", "mkldnn", "opengl", "opencl", "ideep",
@@ -110,11 +109,6 @@ def redirected_request(spec, redirected, accelerator):
     return False
 
 
-def names_value(message, spec):
-    text = str(spec)
-    return text in message or repr(text) in message
-
-
 def test_device_spec_fuzz(target, record_property):
     rng = random.Random(SEED)
     names = sorted(FACTORIES)
@@ -145,12 +139,10 @@ def test_device_spec_fuzz(target, record_property):
             counts["errors"] += 1
         if redirected[i]:
             counts["redirected"] += 1
+            # torch reads the spec as a request for a redirected type: it lands on the target
+            # (any index of it), or fails as the factory fails on the target itself.
             if got[0] == "error":
-                if got != on_target(name):
-                    assert issubclass(got[1], USUAL_ERRORS), \
-                        f"{where} raised {got[1].__name__}: {got[2]}"
-                    assert names_value(got[2], spec), \
-                        f"{where}: error does not name the value: {got[2]}"
+                assert got == on_target(name), f"{where} raised {got[1].__name__}: {got[2]}"
             else:
                 assert got[1] == target, f"{where} landed on {got[1]}"
         else:

@@ -51,6 +51,27 @@ def test_factories_and_copies_both_ways():
     assert torch.zeros(3, device="standin").device.type == "standin"
 
 
+@pytest.mark.parametrize("op", ["equal", "matmul", "cat", "where", "add"])
+def test_tensors_on_two_devices_are_refused_as_cuda_refuses_them(op):
+    """Its CPU fallback would copy any argument to the CPU; CUDA refuses mixed devices, so the
+    stand-in does too (else no lane could see torchdevice leaving a tensor on the host)."""
+    a, b = torch.ones(3, device="standin"), torch.ones(3)
+    call = {"equal": lambda: torch.equal(a, b), "matmul": lambda: a.view(3, 1) @ b.view(1, 3),
+            "cat": lambda: torch.cat([a, b]), "where": lambda: torch.where(a > 0, a, b),
+            "add": lambda: a + b}[op]
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+        call()
+
+
+def test_what_cuda_allows_across_devices_still_runs():
+    """0-dim CPU tensors in TensorIterator's ops and CPU indices, as on CUDA."""
+    a = torch.arange(4.0, device="standin")
+    assert torch.equal((a + torch.tensor(2.0)).cpu(), torch.arange(2.0, 6.0))
+    assert torch.equal(a[torch.tensor([0, 3])].cpu(), torch.tensor([0.0, 3.0]))
+    a[torch.tensor([1])] = torch.tensor(9.0)
+    assert a.cpu().tolist() == [0.0, 9.0, 2.0, 3.0]
+
+
 def test_compute_runs_through_the_cpu_kernels_and_views_alias():
     a, b = torch.randn(4, 3), torch.randn(3, 2)
     on_device = (a.to("standin") @ b.to("standin") + 1).relu()

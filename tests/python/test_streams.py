@@ -6,9 +6,18 @@ import time
 import pytest
 import torch
 
-from conftest import requires_cuda_redirect
+import torchdevice
+from conftest import EMULATED_MPS, REDIRECTS_CUDA, keep_target_busy, requires_cuda_redirect
 
 pytestmark = requires_cuda_redirect
+# A target whose stream runs queued work asynchronously, so that waits have an effect to see (every
+# torch.cuda stream is the target's one ordered queue). On the CPU every call has finished when it
+# returns.
+ASYNC_STREAMS = REDIRECTS_CUDA and (EMULATED_MPS or (hasattr(torch, "standin")
+                                                     and torchdevice.target().type == "standin"))
+requires_async_streams = pytest.mark.skipif(
+    not ASYNC_STREAMS,
+    reason="needs a target whose stream runs asynchronously (the stand-in, the emulated MPS)")
 
 
 def test_current_and_default_stream():
@@ -98,6 +107,28 @@ def test_event_errors_match_torch():
         torch.cuda.Event(interprocess=True)
     with pytest.raises(TypeError):
         timed.record("not a stream")
+
+
+@requires_async_streams
+@pytest.mark.parametrize("wait", ["stream.wait_event", "stream.wait_stream", "event.wait"])
+def test_a_wait_holds_the_waiting_streams_work_until_the_other_streams_is_done(wait):
+    s1, s2 = torch.cuda.Stream(), torch.cuda.Stream()
+    with torch.cuda.stream(s1):
+        keep_target_busy(200)
+        x = torch.ones(4, device="cuda")
+    event = s1.record_event()
+    assert not event.query()
+    {"stream.wait_event": lambda: s2.wait_event(event),
+     "stream.wait_stream": lambda: s2.wait_stream(s1),
+     "event.wait": lambda: event.wait(s2)}[wait]()
+    with torch.cuda.stream(s2):
+        y = x * 2
+    assert not s2.query()  # s2's work follows s1's
+    event.synchronize()
+    assert event.query()
+    s2.synchronize()
+    assert s1.query() and s2.query()
+    assert torch.equal(y.cpu(), torch.full((4,), 2.0))
 
 
 def test_record_wait_and_synchronize():
