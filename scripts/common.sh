@@ -42,7 +42,8 @@ build() {
   local python
   python=$(find_python) || { echo "no Python with torch found" >&2; return 1; }
   cmake -S "$repo_root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DPython3_EXECUTABLE="$python" >/dev/null
+    -DPython3_EXECUTABLE="$python" -DTORCHDEVICE_BUILD_TESTS="${TORCHDEVICE_CPP_UNITS:-1}" \
+    >/dev/null
   cmake --build "$build_dir"
 }
 
