@@ -72,18 +72,20 @@ void collect(const c10::IValue& value, std::vector<at::Tensor>& out) {
   }
 }
 
-// Whether a call works on `device`: a tensor argument there, or a device argument naming it (a
-// factory). CUDA graphs capture device work only; host ops inside a capture run once, there and
-// then.
-bool works_on(const torch::jit::Stack& arguments, c10::DeviceType device) {
+// Whether a call works on the target: a tensor argument there, or a device argument naming it or
+// a type redirected to it (a factory, seen before the redirect rewrites it). CUDA graphs capture
+// device work only; host ops inside a capture run once, there and then.
+bool works_on_target(const torch::jit::Stack& arguments, const Redirect& redirect) {
+  const c10::DeviceType target = redirect.target().type();
   for (const c10::IValue& value : arguments) {
-    if (value.isDevice() && value.toDevice().type() == device) {
+    if (value.isDevice() && (value.toDevice().type() == target ||
+                             redirect.redirects(value.toDevice().type()))) {
       return true;
     }
     std::vector<at::Tensor> tensors;
     collect(value, tensors);
     for (const at::Tensor& tensor : tensors) {
-      if (tensor.defined() && tensor.device().type() == device) {
+      if (tensor.defined() && tensor.device().type() == target) {
         return true;
       }
     }
@@ -146,7 +148,7 @@ void CapturedGraph::begin() {
   TORCH_CHECK(underway.compare_exchange_strong(none, this),
               "A CUDA graph capture is already underway on another thread; the target torchdevice "
               "redirects CUDA to records one capture at a time.");
-  device_type_ = current_redirect().target().type();
+  redirect_ = current_redirect();
   capturing_ = true;
   active = this;
   c10::impl::tls_set_dispatch_key_included(kRecordKey, true);
@@ -210,7 +212,7 @@ void CapturedGraph::record(const c10::OperatorHandle& op, c10::DispatchKeySet ke
   torch::jit::Stack arguments(stack->end() - static_cast<std::ptrdiff_t>(num_arguments),
                               stack->end());
   // On the CPU target every tensor is the target's: everything is device work there.
-  if (device_type_ != c10::DeviceType::CPU && !works_on(arguments, device_type_)) {
+  if (!redirect_.target().is_cpu() && !works_on_target(arguments, redirect_)) {
     c10::impl::ExcludeDispatchKeyGuard no_record(kRecordKey);
     op.redispatchBoxed(keys, stack);
     return;

@@ -4,6 +4,8 @@
 #include <ATen/core/stack.h>
 #include <c10/core/Storage.h>
 
+#include "torchdevice/target.h"
+
 #include <cstddef>
 #include <mutex>
 #include <string>
@@ -68,7 +70,7 @@ class CapturedGraph {
   std::unordered_set<const c10::StorageImpl*> saved_ids_;
   std::unordered_set<const c10::StorageImpl*> fresh_;  // storage the capture allocated
   std::vector<c10::Storage> pool_;                     // ... kept alive, as a graph's pool is
-  c10::DeviceType device_type_ = c10::DeviceType::CPU;  // the target's: what is captured
+  Redirect redirect_;  // in force when the capture began: its target's work is captured
   bool capturing_ = false;
   bool captured_ = false;
   std::mutex mutex_;  // records from the capturing thread and the threads working for it

