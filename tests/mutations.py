@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Proof by mutation: each deliberate breakage of torchdevice below must turn a test red.
 
-    python3 tests/mutations.py [NAME...]      (on demand, not in CI; root for the chroot lanes)
+    python3 tests/mutations.py [--here] [NAME...]   (on demand, not in CI; root for the chroot lanes)
 
-Works on a throwaway copy of HEAD (a git worktree), never on the working tree. For each lane it
+Works on a throwaway copy of HEAD (a git worktree), or with --here on this clean checkout and its
+build folders (incremental, much faster; every file is put back). For each lane it
 first runs the mutations' tests unmutated (they must pass: a red baseline proves nothing), then
 applies each mutation alone (an exact text replacement, which must be found), rebuilds, reruns
 the same tests, and prints a table: the mutation, its lane, and the first test that failed, or
@@ -92,10 +93,20 @@ def run(work, lane, tests):
 
 
 def main():
-    chosen = [m for m in MUTATIONS if not sys.argv[1:] or m.name in sys.argv[1:]]
-    work = Path(tempfile.mkdtemp()) / "torchdevice"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(work), "HEAD"],
-                   check=True)
+    args = sys.argv[1:]
+    here = "--here" in args
+    names = [a for a in args if a != "--here"]
+    chosen = [m for m in MUTATIONS if not names or m.name in names]
+    if here:
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "-uno"],
+                               capture_output=True, text=True, check=True).stdout
+        if dirty:
+            sys.exit(f"--here needs a checkout without changes to tracked files:\n{dirty}")
+        work = REPO
+    else:
+        work = Path(tempfile.mkdtemp()) / "torchdevice"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(work),
+                        "HEAD"], check=True)
     rows = []
     try:
         for lane in dict.fromkeys(m.lane for m in chosen):
@@ -118,7 +129,8 @@ def main():
                 rows.append((m.name, lane, "SURVIVED" if passed else detail))
                 print(f"{m.name} [{lane}]: {rows[-1][2]}", flush=True)
     finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work)])
+        if not here:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work)])
     print("\n| mutation | lane | first failing test |\n|---|---|---|")
     for name, lane, detail in rows:
         print(f"| {name} | {lane} | {detail} |")
