@@ -119,3 +119,22 @@ def test_the_dispatcher_holds_our_error_exactly_where_listed():
 def test_a_listed_op_names_itself_and_the_way_out():
     with pytest.raises(NotImplementedError, match="exists only for CUDA.*SyncBatchNorm"):
         torch.batch_norm_stats(torch.ones(2, 3, device="cuda"), 1e-5)
+
+
+@requires_cuda_redirect
+@pytest.mark.skipif(torchdevice.target().type == "cpu",
+                    reason="a retarget needs a second target: on the CPU target there is none")
+def test_a_retarget_moves_the_error_to_the_new_target_and_off_the_old_one():
+    old = target_key()
+    torchdevice.install(target="cpu")
+    try:
+        listed = torchdevice._C.missing_ops()
+        assert listed
+        for name, _ in listed:
+            where = kernels(name)
+            assert "missing_ops.cpp" in where.get("CPU", ""), (name, where)
+            assert "missing_ops.cpp" not in where.get(old, ""), (name, where)
+        with pytest.raises(NotImplementedError, match="exists only for CUDA.*-> cpu"):
+            torch.batch_norm_stats(torch.ones(2, 3, device="cuda"), 1e-5)
+    finally:
+        torchdevice.install()

@@ -51,6 +51,25 @@ def test_sites_name_the_callers_line_and_count_calls(reporting):
             "target": str(torchdevice.target()), "count": 1, "narrowed": ""} in sites
 
 
+def test_every_redirected_call_is_a_site(reporting):
+    """Each line below asks for CUDA in its own way: each is a site of the report."""
+    first = sys._getframe().f_lineno + 1
+    torch.zeros(2, device="cuda")
+    torch.ones(2, device="cuda")
+    torch.empty(2, device="cuda")
+    torch.full((2,), 1.0, device="cuda")
+    torch.randn(2, device="cuda")
+    torch.arange(3, device="cuda")
+    torch.tensor([1.0], device="cuda")
+    torch.eye(2, device="cuda")
+    torch.zeros(2).cuda()
+    torch.zeros(2).to("cuda")
+    torch.zeros_like(torch.zeros(2), device="cuda")
+    last = sys._getframe().f_lineno - 1
+    sites = [s for s in torchdevice.report()["sites"] if s["file"] == __file__]
+    assert {s["line"] for s in sites} == set(range(first, last + 1))
+
+
 def test_off_means_nothing_is_recorded():
     torchdevice._C._report_clear()
     assert not torchdevice._C._report_enabled()
