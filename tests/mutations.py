@@ -59,10 +59,10 @@ MUTATIONS = [
              "    if (!entry.replay || &entry == &records_.back()) {\n      continue;\n    }\n"
              "    torch::jit::Stack stack",
              ["tests/python/test_graphs.py"]),
-    Mutation("a report that drops a site", "host", "src/report.cpp",
-             "  index_of.emplace(std::move(key), seen.size());",
-             "  if (what == \"aten::ones\") {\n    return;\n  }\n"
-             "  index_of.emplace(std::move(key), seen.size());",
+    Mutation("a report that drops a site (sites of one function merged)", "host",
+             "src/report.cpp",
+             "  Key key{site.file, site.line, site.function, what, requested, target.str(), narrowed};",
+             "  Key key{site.file, 0, site.function, what, requested, target.str(), narrowed};",
              ["tests/python/test_report.py"]),
     Mutation("a retarget that leaves the old target's hook", "standin", "src/state.cpp",
              "          register_missing_ops(redirect);\n          register_staged_ops",
