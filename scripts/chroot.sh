@@ -3,7 +3,7 @@
 #
 # Usage: bash scripts/chroot.sh SUITE [COMMAND...]
 #   SUITE    Debian suite: forky (torch 2.14) or trixie (torch 2.6).
-#   COMMAND  argv run in /work/torchdevice inside the chroot
+#   COMMAND  argv run in /work/copy/torchdevice inside the chroot
 #            (default: bash scripts/test.sh). For a shell string use
 #            `bash -c '...'`.
 #
@@ -156,8 +156,9 @@ if [[ $BIND == 1 ]]; then
     exec 9>&-   # each tree has its own build dir: no need to serialise
 else
     # Fresh copy of the repo's tracked + untracked-not-ignored files. Files
-    # deleted from the work tree but still in the index are skipped.
-    DEST=/work/torchdevice
+    # deleted from the work tree but still in the index are skipped. Apart
+    # from /work/NAME, where a bound tree may stay mounted.
+    DEST=/work/copy/torchdevice
     rm -rf --one-file-system -- "${DIR:?}$DEST"
     mkdir -p "$DIR$DEST"
     (
