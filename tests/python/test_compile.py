@@ -68,6 +68,8 @@ def test_modes_match_eager(options):
 
 # Where the target's autocast has no bfloat16 (MPS before macOS 14) it takes float16, warning once.
 @pytest.mark.filterwarnings("ignore:torchdevice. autocast on")
+# Where the target has no fused AdamW kernel of its own, both optimizers run it unfused (said once).
+@pytest.mark.filterwarnings("ignore:torchdevice. AdamW.fused=True.")
 def test_training_loop_with_autocast_and_fused_adamw_matches_eager():
     torch._dynamo.reset()
     torch.manual_seed(0)
