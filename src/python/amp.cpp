@@ -208,7 +208,6 @@ py::object unscale(const py::object& self, const py::object& optimizer) {
 }
 #endif
 
-
 #if TORCH_VERSION_MAJOR < 2
 // torch 1.13's _MultiDeviceReplicator and GradScaler.scale assert `is_cuda`; these are the same
 // without that assertion (the scale lives on the target).

@@ -167,7 +167,6 @@ py::tuple dp_scatter(const py::object& /*self*/, const py::object& inputs,
                         py::make_tuple(moved_kwargs));
 }
 
-
 }  // namespace
 
 void install_distributed() {

@@ -112,8 +112,8 @@ py::object init(const std::string& optimizer, py::args args, py::kwargs kwargs) 
     return kwargs.contains(name) && py::bool_(kwargs[name]);
   };
   // fused with foreach or differentiable is refused on CUDA too: torch's own error.
-  if (!given("fused") || given("foreach") || given("differentiable") || redirect.empty() || redirect.target().is_cuda() ||
-      target_fuses(optimizer, redirect.target())) {
+  if (!given("fused") || given("foreach") || given("differentiable") || redirect.empty() ||
+      redirect.target().is_cuda() || target_fuses(optimizer, redirect.target())) {
     return original(*args, **kwargs);
   }
   // (self, params, ...) or (self, ..., params=...): the parameters, read once.
