@@ -1,6 +1,8 @@
 #include "torchdevice/float64.h"
 
+#include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/ops/empty.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
@@ -17,7 +19,8 @@ namespace {
 std::mutex configure_mutex;
 Policy in_force = Policy::automatic;
 c10::Device configured_target(c10::DeviceType::CPU);
-uint8_t refused = 0;  // the dtypes the target refused at the last probe, as in `narrowed`
+bool probed = true;  // whether `refused` answers for `configured_target` yet
+uint8_t refused = 0;  // the dtypes the target refused at the probe, as in `narrowed`
 
 constexpr uint8_t kFloat64 = 1u;
 constexpr uint8_t kComplex128 = 2u;
@@ -33,6 +36,13 @@ uint8_t bit_of(c10::ScalarType dtype) {
 // to make a tensor of, or to compute with, is one it lacks. Both are asked: MPS makes complex128
 // tensors and refuses every op on them.
 bool refuses(c10::Device target, c10::ScalarType dtype) {
+  // Asked of the backend's kernels alone: a Python mode (a fake-tensor trace) or a graph capture
+  // in progress would otherwise answer, or record the probe.
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  c10::impl::ExcludeDispatchKeyGuard no_modes(
+      c10::autocast_dispatch_keyset |
+      c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::PythonTLSSnapshot,
+                           c10::DispatchKey::Fake}));
   try {
     at::empty({1}, at::TensorOptions().device(target).dtype(dtype)).zero_();
     return false;
@@ -41,7 +51,36 @@ bool refuses(c10::Device target, c10::ScalarType dtype) {
   }
 }
 
+uint8_t narrowed_by(Policy policy) {
+  return policy == Policy::float32 ? (kFloat64 | kComplex128)
+         : policy == Policy::error ? (refused != 0 ? kHint : 0)
+                                   : refused;
+}
+
+// The probe, once per install, at the first moment an answer is needed: the first redirected
+// request, or a question about the policy. Never at install: that runs at `import torchdevice`,
+// in every spawned DataLoader worker too, and would start the device's queues and kernels
+// (Metal's, on a Mac) in processes that may never use it.
+void probe_locked() {
+  if (probed) {
+    return;
+  }
+  refused = 0;
+  refused |= refuses(configured_target, c10::ScalarType::Double) ? kFloat64 : 0;
+  refused |= refuses(configured_target, c10::ScalarType::ComplexDouble) ? kComplex128 : 0;
+  probed = true;
+  detail::narrowed.store(narrowed_by(in_force), std::memory_order_relaxed);
+}
+
 }  // namespace
+
+namespace detail {
+uint8_t probe() {
+  std::lock_guard<std::mutex> lock(configure_mutex);
+  probe_locked();
+  return narrowed.load(std::memory_order_relaxed);
+}
+}  // namespace detail
 
 Policy parse(const std::string& value) {
   if (value == "auto") {
@@ -76,24 +115,21 @@ std::string name(Policy policy) {
 
 void configure(Policy policy, c10::Device target) {
   std::lock_guard<std::mutex> lock(configure_mutex);
-  uint8_t refusals = 0;
-  if (!target.is_cpu()) {
-    refusals |= refuses(target, c10::ScalarType::Double) ? kFloat64 : 0;
-    refusals |= refuses(target, c10::ScalarType::ComplexDouble) ? kComplex128 : 0;
-  }
   in_force = policy;
   configured_target = target;
-  refused = refusals;
-  const uint8_t narrowed = policy == Policy::float32 ? (kFloat64 | kComplex128)
-                           : policy == Policy::error ? (refusals != 0 ? kHint : 0)
-                                                     : refusals;
-  detail::narrowed.store(narrowed, std::memory_order_relaxed);
+  refused = 0;
+  // The CPU has every dtype: nothing to ask. 'float32' narrows whatever the answer.
+  probed = target.is_cpu();
+  detail::narrowed.store(probed || policy == Policy::float32 ? narrowed_by(policy)
+                                                             : detail::kUnprobed,
+                         std::memory_order_relaxed);
 }
 
 void clear() {
   std::lock_guard<std::mutex> lock(configure_mutex);
   in_force = Policy::automatic;
   refused = 0;
+  probed = true;
   detail::narrowed.store(0, std::memory_order_relaxed);
 }
 
@@ -104,6 +140,7 @@ Policy policy() {
 
 bool target_refuses(c10::ScalarType dtype) {
   std::lock_guard<std::mutex> lock(configure_mutex);
+  probe_locked();
   return (refused & bit_of(dtype)) != 0;
 }
 
@@ -114,6 +151,7 @@ std::string describe(c10::ScalarType from, c10::ScalarType to) {
 
 std::string refusal_hint(c10::ScalarType dtype) {
   std::lock_guard<std::mutex> lock(configure_mutex);
+  probe_locked();
   if (in_force != Policy::error || (refused & bit_of(dtype)) == 0) {
     return {};
   }

@@ -110,3 +110,15 @@ def test_storages_can_be_made_on_mps():
     storage = torch.UntypedStorage(8, device="mps")
     assert storage.device == torch.device("mps", 0) and storage.nbytes() == 8
     assert torch.UntypedStorage([1, 2, 3], device="mps").tolist() == [1, 2, 3]
+
+
+def test_import_leaves_the_device_untouched():
+    """`import torchdevice` runs in every spawned DataLoader worker: it asks whether MPS exists and
+    nothing more. What torchdevice must learn from the device itself (whether it computes in
+    float64) it asks at the first redirected request."""
+    code = ("import torch, torchdevice, torchdevice_mps_emulated as mps; print(mps.allocations()); "
+            "x = torch.ones(2, dtype=torch.float64, device='cuda'); "
+            "print(x.device, x.dtype, mps.allocations() > 0)")
+    result = run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "mps:0", "torch.float32", "True"]

@@ -60,3 +60,10 @@ def sleep(milliseconds):
     from . import _C
 
     _C.sleep(milliseconds)
+
+
+def allocations():
+    """How many device allocations the emulated MPS has made in this process."""
+    from . import _C
+
+    return _C.allocations()
