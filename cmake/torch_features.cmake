@@ -50,6 +50,11 @@ void stage(const std::string& name, const c10::intrusive_ptr<c10d::Backend>& bac
   group->setBackend(c10::kCPU, c10d::ProcessGroup::BackendType::CUSTOM, backend);
 }
 ]] TORCHDEVICE_HAS_C10D_BACKENDS)
+# Autocast's dtype asked per device type (torch 2.4); before it, CUDA's is the GPU dtype.
+check_cxx_source_compiles([[
+#include <ATen/autocast_mode.h>
+at::ScalarType dtype(c10::DeviceType type) { return at::autocast::get_autocast_dtype(type); }
+]] TORCHDEVICE_HAS_AUTOCAST_DTYPE_OF_TYPE)
 unset(CMAKE_TRY_COMPILE_TARGET_TYPE)
 unset(CMAKE_REQUIRED_INCLUDES)
 unset(CMAKE_REQUIRED_FLAGS)

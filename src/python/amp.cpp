@@ -81,7 +81,7 @@ void replace_argument(py::list& args, py::dict& kwargs, size_t position, const c
 
 // The dtype autocast for `type` uses when the caller gives none.
 c10::ScalarType default_autocast_dtype(c10::DeviceType type) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#if TORCHDEVICE_HAS_AUTOCAST_DTYPE_OF_TYPE
   return at::autocast::get_autocast_dtype(type);
 #else
   (void)type;
