@@ -4,7 +4,6 @@
 #
 # Usage, where torch >= 2.6 is installed (a chroot):
 #   bash scripts/chroot.sh forky bash scripts/standin.sh bash scripts/test.sh
-#   TORCHDEVICE_STANDIN=mps bash scripts/standin.sh COMMAND...   (MPS-like; default: 1, plain)
 #
 # Builds the stand-in into a virtual environment that sees the system's torch
 # ($build_dir/standin/venv, incremental), puts that environment's python first on PATH and in
@@ -15,5 +14,5 @@ source "$(dirname "$0")/common.sh"
 
 [[ $# -gt 0 ]] || { echo "usage: bash scripts/standin.sh COMMAND..." >&2; exit 2; }
 activate_test_device standin "$repo_root/tests/standin" || { rc=$?; [[ $rc == 3 ]] && exit 0; exit $rc; }
-export TORCHDEVICE_STANDIN=${TORCHDEVICE_STANDIN:-1}
+export TORCHDEVICE_STANDIN=1
 exec "$@"

@@ -8,8 +8,8 @@
 
 namespace torchdevice {
 
-// Tensor.pin_memory() for the target where it has no pinned host memory (the CPU, an MPS-like
-// backend): a copy with the same layout, as torch's own pinning makes. Nothing is page-locked,
+// Tensor.pin_memory() for the target where it has no pinned host memory (the CPU, MPS before
+// its pinned allocator handed out host memory): a copy with the same layout, as torch's own pinning makes. Nothing is page-locked,
 // so is_pinned() stays false. Pinning asked explicitly for another device is torch's own.
 at::Tensor pin_memory_for_target(const at::Tensor& self, c10::optional<c10::Device> device);
 

@@ -39,8 +39,7 @@ def redirected_dtype(dtype):
 
 def target_refuses(dtype):
     """Whether the target has no `dtype` (float64 and complex128 on MPS, bfloat16 there before
-    macOS 14, the stand-in in its MPS-like mode): it refuses to make a tensor of it, or to compute
-    with one (MPS makes complex128 tensors and refuses every op on them)."""
+    macOS 14): it refuses to make a tensor of it, or to compute with one (MPS makes complex128 tensors and refuses every op on them)."""
     try:
         torch.empty(1, dtype=dtype, device=torchdevice.target()).zero_()
         return False
@@ -78,7 +77,7 @@ requires_emulated_mps = pytest.mark.skipif(
     not EMULATED_MPS, reason="needs the emulated MPS (bash scripts/mps-emulated.sh)")
 
 # Targets whose host-to-device non_blocking copies read their source only when their stream gets
-# there, as MPS's do (pytorch#139550): the emulated MPS and the stand-in's MPS-like mode.
+# there, as MPS's do (pytorch#139550): the emulated MPS.
 DEFERS_COPIES = EMULATED_MPS or (hasattr(torch, "standin")
                                  and os.environ.get("TORCHDEVICE_STANDIN") == "mps")
 

@@ -1,6 +1,6 @@
 """The float64 policy (TORCHDEVICE_FLOAT64, install(float64=...)): what a redirected request for
 float64 or complex128 gets. 'float32' narrows on any target, so these tests run on the CPU target
-too; 'auto' narrows only where the target refuses float64 (the stand-in's MPS-like mode)."""
+too; 'auto' narrows only where the target refuses float64 (MPS: the emulated MPS)."""
 import io
 import os
 
@@ -17,7 +17,7 @@ NARROWED = ["float64 -> float32", "complex128 -> complex64"]
 
 TARGET_LACKS_FLOAT64 = target_refuses(torch.float64)
 requires_no_float64 = pytest.mark.skipif(
-    not TARGET_LACKS_FLOAT64, reason="needs a target without float64 (the stand-in, MPS-like)")
+    not TARGET_LACKS_FLOAT64, reason="needs a target without float64 (MPS: the emulated MPS)")
 requires_float64 = pytest.mark.skipif(
     TARGET_LACKS_FLOAT64, reason="needs a target with float64 (the CPU, the plain stand-in)")
 
@@ -230,7 +230,7 @@ def test_torch_load_of_a_cuda_checkpoint_with_no_map_location_narrows(float32_po
     try:
         torch.empty(0, dtype=torch.bfloat16, device=float32_policy)
     except TypeError:
-        pytest.skip("the fixture holds bfloat16, which this target refuses (MPS-like mode)")
+        pytest.skip("the fixture holds bfloat16, which this target refuses (MPS before macOS 14)")
     fixtures = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
     loaded = torch.load(os.path.join(fixtures, "state_cuda0.pt"))
     assert loaded["float64"].dtype == torch.float32

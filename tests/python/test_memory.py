@@ -53,7 +53,7 @@ def test_mem_get_info_is_the_host_memory():
 def target_takes_bfloat16():
     try:
         torch.ones(1, dtype=torch.bfloat16, device=torchdevice.target())
-    except (TypeError, RuntimeError):  # MPS before macOS 14, the stand-in's MPS-like mode
+    except (TypeError, RuntimeError):  # MPS before macOS 14
         return False
     return True
 

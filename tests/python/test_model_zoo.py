@@ -86,7 +86,7 @@ KNOWN_ON_MPS = {
 }
 
 
-# On a target without bfloat16 (MPS before macOS 14, the stand-in's MPS-like mode) autocast takes
+# On a target without bfloat16 (MPS before macOS 14) autocast takes
 # float16 instead, warning once (README, "On a Mac"): other numbers, by design.
 KNOWN_WITHOUT_BFLOAT16 = {
     "autocast_bfloat16": "the target has no bfloat16: its autocast region runs in float16",

@@ -29,7 +29,7 @@ EXACT = TARGET == "cpu"
 # fails the test, so the list cannot go stale.
 KNOWN = {}
 
-# On a target without float64 (MPS, the stand-in's MPS-like mode), where torchdevice's float64
+# On a target without float64 (MPS), where torchdevice's float64
 # policy narrows what is redirected and torch itself asks for float64 (strict, as KNOWN).
 KNOWN_WITHOUT_FLOAT64 = {
     **{f"nn_BatchNorm{n}d": "torch's batch_norm on an empty batch asks the device for float64, "

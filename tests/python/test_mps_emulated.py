@@ -68,9 +68,44 @@ def test_torch_mps_memory_functions_count_the_device_s_memory():
 def test_dtypes_mps_refuses():
     with pytest.raises(TypeError, match="Cannot convert a MPS Tensor to float64"):
         torch.zeros(2, dtype=torch.float64, device="mps")
+    with pytest.raises(TypeError, match="float64"):
+        torch.ones(2, dtype=torch.float64).to("mps")
+    with pytest.raises(TypeError, match="float64"):
+        torch.ones(2, device="mps").double()
     made = torch.empty(2, dtype=torch.complex128, device="mps")  # made, then refused by ops
     with pytest.raises(TypeError, match="ComplexDouble to the MPS backend"):
         made.zero_()
+
+
+def test_out_of_memory_is_a_plain_runtime_error_in_mps_s_words():
+    """MPS's allocator raises with TORCH_CHECK, not as torch.OutOfMemoryError."""
+    code = ("import torch\ntry:\n    torch.empty(2 << 20, dtype=torch.uint8, device='mps')\n"
+            "except RuntimeError as error:\n"
+            "    print(type(error).__name__)\n    print(error)")
+    result = run(code, TORCHDEVICE_STANDIN_MEMORY_LIMIT=str(1 << 20))
+    assert result.returncode == 0, result.stderr
+    name, message = result.stdout.split("\n", 1)
+    assert name == "RuntimeError"
+    assert re.match(r"MPS backend out of memory \(MPS allocated: [\d.]+ (bytes|KiB), other "
+                    r"allocations: 0 bytes, max allowed: 1024\.00 KiB\)\. Tried to allocate "
+                    r"2\.00 MiB on private pool\.", message), message
+
+
+def test_non_blocking_copy_reads_its_source_when_the_stream_gets_there():
+    """MPS's host->device non_blocking copy from pageable memory is queued, and reads its source
+    when the stream gets there (pytorch#139550). Torch's own copy: without torchdevice, which
+    completes such copies (test_non_blocking.py)."""
+    torchdevice.uninstall()
+    source = torch.ones(4)
+    keep_target_busy(100)
+    early = source.to("mps", non_blocking=True)
+    source.fill_(7.0)  # the hazard: the copy has not read its source yet
+    assert torch.equal(early.cpu(), torch.full((4,), 7.0))  # .cpu() waits for the stream
+    source = torch.ones(4)
+    safe = source.to("mps", non_blocking=True)
+    torch.mps.synchronize()
+    source.fill_(7.0)
+    assert torch.equal(safe.cpu(), torch.ones(4))
 
 
 def test_bfloat16_follows_the_macos_version():

@@ -1,8 +1,7 @@
 """non_blocking=True copies from unpinned host memory must not corrupt: on a target that may read
 the source after the copy returned (MPS: pytorch#139550), a redirected host-to-target copy is
-completed before returning. Tested with the stand-in's MPS-like mode, whose non_blocking copies
-read their source only when its stream gets there, and with the emulated MPS, whose copies do
-the same."""
+completed before returning. Tested with the emulated MPS, whose non_blocking copies read their
+source only when its stream gets there."""
 import sys
 
 import pytest

@@ -1,5 +1,5 @@
 """Pinning for a redirected accelerator: a target with pinned host memory (torch's pinned
-allocator for its device) pins; one without (the CPU, MPS-like backends) gets a same-layout copy,
+allocator for its device) pins; one without (the CPU, MPS before its pinned allocator handed out host memory) gets a same-layout copy,
 as torch's pinning makes, and is_pinned() says False. DataLoader(pin_memory=True) works on
 either, without a warning per batch."""
 

@@ -66,7 +66,7 @@ size_t allocated(const DeviceMemory& memory) {
 }
 
 [[noreturn]] void out_of_memory(const DeviceMemory& memory, c10::DeviceIndex index, size_t size) {
-  if (mps_like()) {
+  if (kMpsRules) {
     // MPS raises a plain RuntimeError (TORCH_CHECK), not torch.OutOfMemoryError, in these words
     // (aten/src/ATen/mps/MPSAllocator.mm, alloc_buffer_block); only the remedy is the emulation's.
     TORCH_CHECK(false, kName, " backend out of memory (", kName, " allocated: ",

@@ -7,14 +7,12 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <cstring>
 
 namespace torchdevice::standin {
 namespace {
 
 struct Config {
-  bool mps_like = false;
-  int macos = 13;
+  int macos = 15;
   c10::DeviceIndex device_count = 1;
   size_t memory_limit = 0;
 };
@@ -29,8 +27,6 @@ size_t physical_memory() {
 Config read_config() {
   Config config;
 #ifdef TORCHDEVICE_EMULATED_MPS
-  config.mps_like = true;
-  config.macos = 15;
   if (const char* macos = std::getenv("TORCHDEVICE_MPS_MACOS")) {
     const long version = std::strtol(macos, nullptr, 10);
     TORCH_CHECK(version >= 13 && version <= 15, "TORCHDEVICE_MPS_MACOS must be 13, 14 or 15, got '",
@@ -38,8 +34,6 @@ Config read_config() {
     config.macos = static_cast<int>(version);
   }
 #else
-  const char* mode = std::getenv("TORCHDEVICE_STANDIN");
-  config.mps_like = mode != nullptr && std::strcmp(mode, "mps") == 0;
   if (const char* devices = std::getenv("TORCHDEVICE_STANDIN_DEVICES")) {
     const long count = std::strtol(devices, nullptr, 10);
     TORCH_CHECK(count >= 1 && count <= kMaxDevices, "TORCHDEVICE_STANDIN_DEVICES must be 1..",
@@ -64,8 +58,6 @@ const Config& config() {
 }
 
 } // namespace
-
-bool mps_like() { return config().mps_like; }
 
 int macos_version() { return config().macos; }
 

@@ -8,13 +8,17 @@ namespace torchdevice::standin {
 // Upper bound for TORCHDEVICE_STANDIN_DEVICES: per-device state lives in fixed arrays.
 constexpr c10::DeviceIndex kMaxDevices = 8;
 
-// TORCHDEVICE_STANDIN=mps: float64/bfloat16 refused, MPS's out-of-memory words, no pinned memory,
-// host->device non_blocking copies completed later by the stream's worker. Always true for the
-// emulated MPS.
-bool mps_like();
+// Whether this build is the emulated MPS, whose device keeps MPS's rules in the sources both
+// builds share: float64 refused, bfloat16 by macOS version, MPS's out-of-memory words, host->device
+// non_blocking copies completed later by the stream's worker.
+#ifdef TORCHDEVICE_EMULATED_MPS
+constexpr bool kMpsRules = true;
+#else
+constexpr bool kMpsRules = false;
+#endif
 
 // The macOS major version the emulated MPS reports (TORCHDEVICE_MPS_MACOS: 13, 14 or 15, default
-// 15): bfloat16 exists from 14. The stand-in's MPS-like mode refuses bfloat16, as macOS 13 does.
+// 15): bfloat16 exists from 14.
 int macos_version();
 
 // TORCHDEVICE_STANDIN_DEVICES (default 1); always 1 for the emulated MPS, as MPS.

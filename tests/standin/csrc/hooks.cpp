@@ -75,13 +75,9 @@ struct Hooks final : public at::PrivateUse1HooksInterface {
     return {c10::DeviceType::PrivateUse1, *index};
   }
 
-  bool isPinnedPtr(const void* data) const override { return !mps_like() && is_pinned(data); }
+  bool isPinnedPtr(const void* data) const override { return is_pinned(data); }
 
   at::Allocator* getPinnedMemoryAllocator() const override {
-    // MPS-like: no page-locked host memory to offer, as MPS.
-    TORCH_CHECK_NOT_IMPLEMENTED(!mps_like(),
-                                "pin_memory is not supported on the standin backend in its "
-                                "MPS-like mode (TORCHDEVICE_STANDIN=mps)");
     return &pinned_allocator();
   }
 

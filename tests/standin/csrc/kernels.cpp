@@ -40,7 +40,7 @@ namespace torchdevice::standin {
 namespace {
 
 void check_dtype(c10::ScalarType dtype) {
-  if (!mps_like()) {
+  if (!kMpsRules) {
     return;
   }
   // MPS's refusals (TypeError), in its words (aten/src/ATen/native/mps/OperationUtils.mm,
@@ -96,7 +96,7 @@ void wait_for_stream(const at::Tensor& tensor) {
   }
 }
 
-// MPS-like non_blocking host->device copy: queued on the current stream and reading the source
+// MPS's non_blocking host->device copy (the emulated MPS): queued on the current stream and reading the source
 // only when the stream's worker gets there, so a source changed or freed in between shows. A
 // pinned source is the device's own host memory, kept until the copy has read it (as CUDA's and
 // MPS's pinned allocators keep a block a queued copy uses).
@@ -136,7 +136,7 @@ at::Tensor copy_from(const at::Tensor& self, const at::Tensor& dst, bool non_blo
   if (dst.numel() == 0) {
     return dst;
   }
-  if (mps_like() && non_blocking && self.device().is_cpu() && on_device(dst)) {
+  if (kMpsRules && non_blocking && self.device().is_cpu() && on_device(dst)) {
     copy_later(self, dst);
     return dst;
   }

@@ -72,7 +72,6 @@ PYBIND11_MODULE(_C, m) {
   standin::register_hooks();
   standin::register_autocast();
 
-  m.def("mps_like", &standin::mps_like);
   m.def("device_count", [] { return static_cast<int>(standin::device_count()); });
   m.def("current_device", [] { return static_cast<int>(standin::current_device()); });
   m.def("set_device", [](int index) {

@@ -1,22 +1,19 @@
 """A stand-in accelerator for torchdevice's tests: torch's PrivateUse1 backend named 'standin'.
 
 torch imports this package at `import torch` (entry point group ``torch.backends``) and calls
-``_autoload``, which does nothing unless TORCHDEVICE_STANDIN is set: ``1`` for a plain accelerator,
-``mps`` for one that behaves like MPS (see tests/standin/README.md). Once loaded, PrivateUse1 stays
-registered for the life of the process.
+``_autoload``, which does nothing unless TORCHDEVICE_STANDIN=1 (see tests/standin/README.md).
+Once loaded, PrivateUse1 stays registered for the life of the process.
 """
 
 import os
-
-MODES = ("1", "mps")
 
 
 def _autoload():
     mode = os.environ.get("TORCHDEVICE_STANDIN", "")
     if mode in ("", "0"):
         return
-    if mode not in MODES:
-        raise ValueError(f"TORCHDEVICE_STANDIN must be one of {MODES} (or unset), got {mode!r}")
+    if mode != "1":
+        raise ValueError(f"TORCHDEVICE_STANDIN must be 1 (or unset), got {mode!r}")
     load()
 
 

@@ -11,7 +11,7 @@ __all__ = [
     "device", "get_amp_supported_dtype", "get_rng_state", "hold", "initial_seed", "is_available",
     "is_initialized", "manual_seed", "manual_seed_all", "max_memory_allocated",
     "max_memory_reserved", "memory_allocated", "memory_limit", "memory_reserved", "memory_stats",
-    "mps_like", "reset_peak_memory_stats", "seed", "seed_all", "set_device", "set_memory_limit",
+    "reset_peak_memory_stats", "seed", "seed_all", "set_device", "set_memory_limit",
     "set_rng_state", "set_stream", "stream", "synchronize",
 ]
 
@@ -44,11 +44,6 @@ def _lazy_init():
 
 def _is_in_bad_fork():
     return False
-
-
-def mps_like():
-    """True when TORCHDEVICE_STANDIN=mps: behaves like MPS (see the README)."""
-    return _C.mps_like()
 
 
 def device_count():
@@ -159,8 +154,6 @@ def set_memory_limit(limit, device=None):
 
 
 def get_amp_supported_dtype():
-    if mps_like():
-        return [torch.float16]
     return [torch.float16, torch.bfloat16]
 
 
