@@ -23,6 +23,7 @@ execute_process(
   COMMAND ${Python3_EXECUTABLE} -c
           "import os, torchgen; print(os.path.join(os.path.dirname(torchgen.__file__), 'packaged', 'ATen', 'native', 'native_functions.yaml'))"
   OUTPUT_VARIABLE native_functions OUTPUT_STRIP_TRAILING_WHITESPACE COMMAND_ERROR_IS_FATAL ANY)
+set(TORCHDEVICE_NATIVE_FUNCTIONS ${native_functions})
 file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/generated)
 execute_process(
   COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/gen_device_checks.py ${native_functions}
