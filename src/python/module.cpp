@@ -21,6 +21,7 @@
 #include "memory_history.h"
 #include "non_blocking.h"
 #include "nvtx.h"
+#include "parameter_identity.h"
 #include "patch.h"
 #include "report.h"
 #include "serialization.h"
@@ -111,6 +112,7 @@ py::object install_all(const c10::optional<std::string>& target,
     if (!redirect.empty()) {
       install_serialization();
       install_sharing();
+      install_parameter_identity();
     }
   } catch (...) {
     uninstall_all();
