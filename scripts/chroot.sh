@@ -36,6 +36,9 @@ MIRROR=${TORCHDEVICE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Debian 12's debootstrap has no script for forky; sid's works for every suite.
 DEBOOTSTRAP_SCRIPT=/usr/share/debootstrap/scripts/sid
 PACKAGES=python3-torch,python3-torchvision,libtorch-dev,pybind11-dev,libspdlog-dev,libgtest-dev,python3-pytest,cmake,g++,ninja-build,python3-scikit-build-core,python3-pip,python3-numpy,python3-venv,git
+# The newest suite also carries the Hugging Face libraries users run through torchdevice
+# (tests/python/test_third_party.py).
+[[ $SUITE != forky ]] || PACKAGES+=,python3-transformers,python3-accelerate
 # Written last in a successful build: a dir without it (or built with another
 # package list) is an interrupted or stale build and is rebuilt.
 MARKER=.torchdevice-chroot-ok

@@ -1,6 +1,7 @@
 """The coverage inventory: every Device-taking ATen op and every public torch.cuda name."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -168,6 +169,39 @@ def test_nvtx_is_a_documented_no_op():
 def test_docs_coverage_is_current():
     problem = coverage.stale(os.path.join(REPO, "docs", "coverage.md"))
     assert problem is None, problem + ": run `python -m torchdevice coverage --write docs/coverage.md`"
+
+
+def documented_op_statuses():
+    """{schema: status} of docs/coverage.md's section for the running torch (made on the CPU)."""
+    with open(os.path.join(REPO, "docs", "coverage.md")) as f:
+        block = coverage._sections(f.read()).get(torch.__version__)
+    if block is None:
+        pytest.skip(f"docs/coverage.md has no section for torch {torch.__version__}")
+    ops = block.split("### ATen schemas with a Device argument", 1)[1].split("\n### ", 1)[0]
+    return dict(re.findall(r"^\| `(.+)` \| ([a-z ]+) \|", ops, re.M))
+
+
+@pytest.mark.skipif(str(torchdevice.target()) == "cpu",
+                    reason="on the CPU target test_docs_coverage_is_current compares it whole")
+def test_docs_coverage_holds_on_this_target(target):
+    """What docs/coverage.md says of each op, found on the CPU target, holds on this one: an op
+    it lists as landing on the target lands here too, unless this target itself lacks the kernel
+    (the stand-in has no sparse ones), which the same call made for the target shows."""
+    documented = documented_op_statuses()
+    assert len(documented) == len(SCHEMAS)
+    for schema in SCHEMAS:
+        expected = documented[str(schema).replace("|", "/")]
+        status, detail = coverage.probe_op(schema)
+        if status == "not run" and detail.startswith("fails on the CPU too"):
+            continue  # its sample call fails where an accelerator is loaded (_pin_memory)
+        if expected == "lands on target" and status == "fails":
+            with pytest.raises(Exception) as own:
+                coverage.run_op(schema, str(target))
+            assert coverage._reason(own.value) == detail, schema
+            continue
+        if expected == "lands on target":
+            assert detail == str(target), schema
+        assert status == expected, f"{schema}: {detail}"
 
 
 def test_command_prints_the_summary(tmp_path):
