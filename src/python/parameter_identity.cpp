@@ -7,7 +7,6 @@
 #include "patch.h"
 #include "torchdevice/state.h"
 
-#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -57,23 +56,6 @@ std::vector<Held> parameters_held(const py::handle& module) {
   return held;
 }
 
-void warn_not_swapped(const py::object& name, const std::string& why) {
-  static bool warned = false;
-  if (warned) {
-    return;
-  }
-  warned = true;
-  const std::string message =
-      "torchdevice: moving the module made new Parameter objects on the target (torch moves "
-      "parameters in place only between CPU, CUDA, MPS, XPU and HPU tensors) and '" +
-      py::str(name).cast<std::string>() + "' could not take their place (" + why +
-      "): an optimizer built before the move still holds the old parameters. Build the "
-      "optimizer after moving the model (warned once).";
-  if (PyErr_WarnEx(PyExc_UserWarning, message.c_str(), 1) != 0) {
-    throw py::error_already_set();
-  }
-}
-
 // Puts each parameter torch replaced back, now holding the moved data, in all its holders.
 void restore_identity(const std::vector<Held>& held, const py::object& swap) {
   for (const auto& each : held) {
@@ -92,11 +74,12 @@ void restore_identity(const std::vector<Held>& held, const py::object& swap) {
     try {
       swap(each.parameter, moved);
     } catch (py::error_already_set& error) {
+      // Refused while an autograd graph or a weak reference still holds the old parameter:
+      // torch's replacement stays, shared again by every holder.
       if (!error.matches(PyExc_RuntimeError)) {
         throw;
       }
       kept = moved;
-      warn_not_swapped(each.holders.front().name, py::str(error.value()).cast<std::string>());
     }
     for (const auto& holder : each.holders) {
       holder.parameters[holder.name] = kept;

@@ -9,8 +9,9 @@ namespace torchdevice::python {
 // holder instead, so CUDA code would silently train a copy the optimizer never sees, with its
 // ties cut. Where the target is such a device, Module._apply swaps each new Parameter's contents
 // into the old object (torch.utils.swap_tensors, as torch's own opt-in swap path does) and puts
-// that object back in every module that held it; where a swap is refused (a parameter with weak
-// references), the ties are restored and a warning says to build the optimizer after the move.
+// that object back in every module that held it. Where a swap is refused (an autograd graph or a
+// weak reference still holds the old parameter), torch's new Parameter stays, shared again by
+// every holder: an optimizer built before such a move holds the old one, as torch leaves it.
 // Elsewhere, and under torch's overwrite_module_params_on_conversion, nothing is changed.
 void install_parameter_identity();
 
