@@ -122,17 +122,26 @@ Py_ssize_t argument_index(Py_ssize_t nargs, PyObject* kwnames, Py_ssize_t positi
 
 void wrap_method(py::handle owner, const std::string& name, py::cpp_function function) {
   // A Python function, made once: it binds as a method, and functools.wraps gives it the
-  // original's metadata and __wrapped__, which inspect.signature follows.
+  // original's metadata and __wrapped__, which inspect.signature follows. Its code is filed
+  // under torchdevice's package folder, so that the redirect report, which looks for the first
+  // frame outside torch and torchdevice, never takes the wrapper for the program's call site.
   static PyObject* const make = [] {
+    auto os_path = py::module_::import("os.path");
+    const py::object folder =
+        os_path.attr("dirname")(os_path.attr("abspath")(
+            py::module_::import("torchdevice._C").attr("__file__")));
+    const py::object file = os_path.attr("join")(folder, "<wrapped method>");
+    auto builtins = py::module_::import("builtins");
     py::dict scope;
-    py::exec(R"(
+    builtins.attr("exec")(builtins.attr("compile")(R"(
 import functools
 def make(impl, original):
     def method(*args, **kwargs):
         return impl(*args, **kwargs)
     return functools.wraps(original)(method) if original is not None else method
 )",
-             scope);
+                                                   file, "exec"),
+                          scope);
     return py::object(scope["make"]).release().ptr();
   }();
   py::object original = py::getattr(owner, name.c_str(), py::none());
