@@ -181,10 +181,38 @@ bool records_events(c10::Device device) {
   return known == 1;
 }
 
+// Whether a device type's guard also synchronizes and times its events, learnt once per type the
+// same way: torch 2.4-2.5's MPSGuardImpl records events but leaves both to the base class, which
+// refuses (torch's own Event.elapsed_time() raises there). Asked only of a guard that records.
 template <class E>
-std::unique_ptr<Event> timed_device_event(c10::Device device, bool enable_timing) {
+bool times_events(c10::Device device) {
+  static std::atomic<uint8_t> answers[c10::COMPILE_TIME_MAX_DEVICE_TYPES];
+  auto& answer = answers[static_cast<size_t>(device.type())];
+  uint8_t known = answer.load(std::memory_order_relaxed);
+  if (known == 0) {
+    try {
+      const auto stream = c10::impl::VirtualGuardImpl(device.type()).getStream(device);
+      E start(device.type(), c10::EventFlag::BACKEND_DEFAULT);
+      E end(device.type(), c10::EventFlag::BACKEND_DEFAULT);
+      start.record(stream);
+      end.record(stream);
+      end.synchronize();
+      start.elapsedTime(end);
+      known = 1;
+    } catch (const c10::Error&) {
+      known = 2;
+    }
+    answer.store(known, std::memory_order_relaxed);
+  }
+  return known == 1;
+}
+
+// The device's own event, where its guard records, synchronizes and times events (`timed`) or
+// at least records and queries them; nullptr otherwise.
+template <class E>
+std::unique_ptr<Event> device_event(c10::Device device, bool enable_timing, bool timed) {
   if constexpr (EventTimes<E>::value) {
-    if (!records_events<E>(device)) {
+    if (!records_events<E>(device) || (timed && !times_events<E>(device))) {
       return nullptr;
     }
     return std::make_unique<GuardEvent<E>>(device, enable_timing);
@@ -242,7 +270,10 @@ bool query(c10::Device device) {
     // once the device has reached it. An idle device reaches it at once, but not within the
     // call: it is given a moment (what an idle GPU takes to signal), so an idle device answers
     // true and a busy one false, without waiting for its work.
-    auto now = make_event(device, false);
+    auto now = device_event<c10::Event>(device, false, /*timed=*/false);
+    if (now == nullptr) {
+      now = make_event(device, false);  // a host event: recording it waits for the device
+    }
     now->record();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(500);
     while (!now->query()) {
@@ -296,12 +327,13 @@ bool empty_cache(c10::Device device) {
 }
 
 bool has_device_events(c10::Device device) {
-  return guard_for(device) != nullptr && timed_device_event<c10::Event>(device, false) != nullptr;
+  return guard_for(device) != nullptr &&
+         device_event<c10::Event>(device, false, /*timed=*/true) != nullptr;
 }
 
 std::unique_ptr<Event> make_event(c10::Device device, bool enable_timing) {
   if (guard_for(device) != nullptr) {
-    if (auto event = timed_device_event<c10::Event>(device, enable_timing)) {
+    if (auto event = device_event<c10::Event>(device, enable_timing, /*timed=*/true)) {
       return event;
     }
   }

@@ -68,7 +68,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # The test devices' switches: they say what the machine has (the stand-in accelerator, the
 # emulated MPS), not what torchdevice does.
-TEST_DEVICE_SWITCHES = ("TORCHDEVICE_STANDIN", "TORCHDEVICE_MPS_EMULATED", "TORCHDEVICE_MPS_MACOS")
+TEST_DEVICE_SWITCHES = ("TORCHDEVICE_STANDIN", "TORCHDEVICE_MPS_EMULATED", "TORCHDEVICE_MPS_MACOS",
+                        "TORCHDEVICE_MPS_GUARD")
 
 # The emulated MPS (tests/mps_emulated): DeviceType::MPS itself, on Linux.
 EMULATED_MPS = (os.environ.get("TORCHDEVICE_MPS_EMULATED") == "1"

@@ -157,3 +157,30 @@ def test_import_leaves_the_device_untouched():
     result = run(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "mps:0", "torch.float32", "True"]
+
+
+def test_cuda_events_time_where_mps_s_guard_cannot():
+    """torch 2.4-2.5's MPSGuardImpl records events but neither synchronizes nor times them, so
+    torch's own Event.elapsed_time() raises there; torch.cuda.Event still times (on the host,
+    after waiting for the device) and synchronizes."""
+    code = """
+import torch
+own = [torch.Event("mps", enable_timing=True) for _ in range(2)]
+for event in own:
+    event.record()
+try:
+    own[0].elapsed_time(own[1])
+except RuntimeError as error:
+    print("torch:", error)
+import torchdevice, torchdevice_mps_emulated
+start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+start.record()
+torchdevice_mps_emulated.sleep(30)
+end.record()
+end.synchronize()
+print("elapsed", start.elapsed_time(end) >= 25)
+"""
+    result = run(code, TORCHDEVICE_MPS_GUARD="2.5")
+    assert result.returncode == 0, result.stderr
+    assert "torch: Backend doesn't support elapsedTime" in result.stdout
+    assert "elapsed True" in result.stdout

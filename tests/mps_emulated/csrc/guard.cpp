@@ -11,6 +11,9 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <c10/util/Exception.h>
 
+#include <cstdlib>
+#include <cstring>
+
 
 namespace torchdevice::standin {
 namespace {
@@ -29,6 +32,23 @@ constexpr bool kTimesEvents = false;
 #endif
 
 const c10::Device kDevice(c10::DeviceType::MPS, 0);
+
+// TORCHDEVICE_MPS_GUARD=2.5: the event surface of torch 2.4-2.5's MPSGuardImpl, which records
+// and queries events but declares neither synchronizeEvent nor elapsedTime (so the base class
+// refuses both). Debian ships no torch of those releases; their guard is the one difference
+// that matters for events, so it is emulated on a newer one.
+bool guard_of_2_5() {
+  static const bool value = [] {
+    const char* version = std::getenv("TORCHDEVICE_MPS_GUARD");
+    if (version == nullptr || *version == '\0') {
+      return false;
+    }
+    TORCH_CHECK(std::strcmp(version, "2.5") == 0, "TORCHDEVICE_MPS_GUARD must be 2.5 (or unset), got '",
+                version, "'");
+    return true;
+  }();
+  return value;
+}
 
 c10::Stream default_stream() { return c10::Stream(c10::Stream::DEFAULT, kDevice); }
 
@@ -64,17 +84,20 @@ class Guard final : public Base {
   bool queryEvent(void* event) const override { return query_event(event); }
   void synchronizeEvent(void* event) const override {
     if constexpr (kSynchronizesEvents) {
-      synchronize_event(event);
-    } else {
-      Base::synchronizeEvent(event);
+      if (!guard_of_2_5()) {
+        synchronize_event(event);
+        return;
+      }
     }
+    Base::synchronizeEvent(event);
   }
   double elapsedTime(void* start, void* end, const c10::DeviceIndex device_index) const override {
     if constexpr (kTimesEvents) {
-      return elapsed_ms(start, end);
-    } else {
-      return Base::elapsedTime(start, end, device_index);
+      if (!guard_of_2_5()) {
+        return elapsed_ms(start, end);
+      }
     }
+    return Base::elapsedTime(start, end, device_index);
   }
   void synchronizeDevice(const c10::DeviceIndex /*device_index*/) const override {
     synchronize_device(0);
