@@ -160,18 +160,17 @@ bool synchronize_stream_with(const Guard* guard, const c10::Stream& stream) {
   }
 }
 
-// Whether a device type's guard records events, learnt once per type by recording one: a guard
-// without events (the CPU's, a no-op one) refuses. Asked at every Event() and Stream.query(), so
-// the answer is kept (0: not asked yet, 1: yes, 2: no).
-template <class E>
-bool records_events(c10::Device device) {
-  static std::atomic<uint8_t> answers[c10::COMPILE_TIME_MAX_DEVICE_TYPES];
-  auto& answer = answers[static_cast<size_t>(device.type())];
+// Whether `ask` succeeds on a device type, learnt once per type and kept (0: not asked yet,
+// 1: yes, 2: no): a backend refuses what it lacks with a c10::Error. Each caller keeps its own
+// answers.
+using Answers = std::atomic<uint8_t>[c10::COMPILE_TIME_MAX_DEVICE_TYPES];
+template <class Ask>
+bool learnt_once(Answers& answers, c10::DeviceType type, Ask&& ask) {
+  auto& answer = answers[static_cast<size_t>(type)];
   uint8_t known = answer.load(std::memory_order_relaxed);
   if (known == 0) {
     try {
-      E probe(device.type(), c10::EventFlag::PYTORCH_DEFAULT);
-      probe.record(c10::impl::VirtualGuardImpl(device.type()).getStream(device));
+      ask();
       known = 1;
     } catch (const c10::Error&) {
       known = 2;
@@ -181,30 +180,32 @@ bool records_events(c10::Device device) {
   return known == 1;
 }
 
-// Whether a device type's guard also synchronizes and times its events, learnt once per type the
-// same way: torch 2.4-2.5's MPSGuardImpl records events but leaves both to the base class, which
-// refuses (torch's own Event.elapsed_time() raises there). Asked only of a guard that records.
+// Whether a device type's guard records events, by recording one: a guard without events (the
+// CPU's, a no-op one) refuses. Asked at every Event() and Stream.query().
+template <class E>
+bool records_events(c10::Device device) {
+  static Answers answers;
+  return learnt_once(answers, device.type(), [&] {
+    E probe(device.type(), c10::EventFlag::PYTORCH_DEFAULT);
+    probe.record(c10::impl::VirtualGuardImpl(device.type()).getStream(device));
+  });
+}
+
+// Whether a device type's guard also synchronizes and times its events: torch 2.4-2.5's
+// MPSGuardImpl records events but leaves both to the base class, which refuses (torch's own
+// Event.elapsed_time() raises there). Asked only of a guard that records.
 template <class E>
 bool times_events(c10::Device device) {
-  static std::atomic<uint8_t> answers[c10::COMPILE_TIME_MAX_DEVICE_TYPES];
-  auto& answer = answers[static_cast<size_t>(device.type())];
-  uint8_t known = answer.load(std::memory_order_relaxed);
-  if (known == 0) {
-    try {
-      const auto stream = c10::impl::VirtualGuardImpl(device.type()).getStream(device);
-      E start(device.type(), c10::EventFlag::BACKEND_DEFAULT);
-      E end(device.type(), c10::EventFlag::BACKEND_DEFAULT);
-      start.record(stream);
-      end.record(stream);
-      end.synchronize();
-      start.elapsedTime(end);
-      known = 1;
-    } catch (const c10::Error&) {
-      known = 2;
-    }
-    answer.store(known, std::memory_order_relaxed);
-  }
-  return known == 1;
+  static Answers answers;
+  return learnt_once(answers, device.type(), [&] {
+    const auto stream = c10::impl::VirtualGuardImpl(device.type()).getStream(device);
+    E start(device.type(), c10::EventFlag::BACKEND_DEFAULT);
+    E end(device.type(), c10::EventFlag::BACKEND_DEFAULT);
+    start.record(stream);
+    end.record(stream);
+    end.synchronize();
+    start.elapsedTime(end);
+  });
 }
 
 // The device's own event, where its guard records, synchronizes and times events (`timed`) or
