@@ -166,8 +166,10 @@ void define_streams(py::module_& cuda) {
       });
 
   py::class_<Event>(cuda, "Event")
+      // Without the GIL: the first Event() learns what the device's events can do by waiting on
+      // one, and the device may be finishing work whose release needs the GIL.
       .def(py::init<bool, bool, bool>(), py::arg("enable_timing") = false,
-           py::arg("blocking") = false, py::arg("interprocess") = false)
+           py::arg("blocking") = false, py::arg("interprocess") = false, no_gil())
       .def("record", &Event::record, py::arg("stream") = py::none(), no_gil())
       .def("wait", [](const Event&, const c10::optional<StreamPtr>&) {}, py::arg("stream") = py::none())
       .def("query", &Event::query)

@@ -12,7 +12,7 @@ from conftest import DEFERS_COPIES, REDIRECTS_CUDA, keep_target_busy
 
 requires_deferred_copies = pytest.mark.skipif(
     not DEFERS_COPIES,
-    reason="needs a target with deferred copies (the emulated MPS, TORCHDEVICE_STANDIN=mps)")
+    reason="needs a target with deferred copies (the emulated MPS)")
 pytestmark = pytest.mark.skipif(not REDIRECTS_CUDA, reason="CUDA is not redirected here")
 
 N = 1 << 16
