@@ -14,7 +14,8 @@ OutOfMemoryError = getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
 
 needs_cpu_target = pytest.mark.skipif(
     torchdevice.target() is None or torchdevice.target().type != "cpu",
-    reason="the CPU target counts allocations itself",
+    reason="checks the counter the CPU target keeps itself; the target here is "
+           f"{torchdevice.target()}",
 )
 
 

@@ -45,7 +45,7 @@ void record_event(void** event, const c10::Stream& stream, c10::EventFlag flag) 
     std::lock_guard<std::mutex> lock(state->mutex);
     version = ++state->recorded;
   }
-  enqueue(stream, [state, version] {
+  enqueue_or_run_if_idle(stream, [state, version] {
     const Clock::time_point now = Clock::now();
     std::lock_guard<std::mutex> lock(state->mutex);
     if (version > state->completed) {

@@ -39,6 +39,18 @@ class Queue {
     changed_.notify_all();
   }
 
+  // `task` must be quick and must not queue work: it runs under the queue's lock, so nothing can
+  // be queued ahead of it meanwhile.
+  void push_or_run_if_idle(std::function<void()> task) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (done_ != pushed_) {
+      lock.unlock();
+      push(std::move(task));
+      return;
+    }
+    task();
+  }
+
   bool idle() {
     std::lock_guard<std::mutex> lock(mutex_);
     return done_ == pushed_;
@@ -176,6 +188,10 @@ c10::Stream new_stream(c10::DeviceIndex index) {
 
 void enqueue(c10::Stream stream, std::function<void()> task) {
   queue(stream).push(std::move(task));
+}
+
+void enqueue_or_run_if_idle(c10::Stream stream, std::function<void()> task) {
+  queue(stream).push_or_run_if_idle(std::move(task));
 }
 
 bool query_stream(c10::Stream stream) { return queue(stream).idle(); }

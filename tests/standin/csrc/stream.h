@@ -21,6 +21,10 @@ c10::Stream new_stream(c10::DeviceIndex index);
 // Runs `task` on the stream's worker once everything queued on it before has run. An exception
 // from `task` is kept and raised by the next synchronization of that stream.
 void enqueue(c10::Stream stream, std::function<void()> task);
+// As enqueue, but an idle stream runs `task` at once, in the calling thread: how a device that has
+// nothing queued reaches an event's record (a GPU signals it within microseconds), so that "is
+// the device idle?" asked through an event has a prompt answer however loaded the host is.
+void enqueue_or_run_if_idle(c10::Stream stream, std::function<void()> task);
 
 // True when everything queued on the stream so far has run.
 bool query_stream(c10::Stream stream);
